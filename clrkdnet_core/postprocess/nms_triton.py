@@ -1,0 +1,179 @@
+"""Lane NMS and post-processing on the GPU with Triton: the same lanes as ``postprocess.nms.lane_nms``.
+
+Two kernels replace the reference CUDA extension ``nms_kernel.cu`` (users failed to build it, MODEL.md 9):
+
+1. ``_overlap_kernel`` fills the (N, N) overlap matrix of the lanes sorted by score, with the kernel's exact
+   arithmetic: float32 sums of |x_a - x_b| accumulated row by row, the start/end rounding of the C code, the
+   unsigned-char loop index of the reference (a start row below -5 wraps and sums nothing), and "disjoint rows
+   never overlap";
+2. ``_greedy_kernel`` walks the sorted lanes once per image and keeps a lane when no kept lane overlaps it,
+   up to ``top_k``, writing kept positions into a padded tensor, so no host synchronisation is needed.
+
+Both work on a padded batch of images at once ((B, N, 77) with an ``eligible`` mask), as the all-on-GPU
+post-processing below needs. Under ``TRITON_INTERPRET=1`` the kernels run on CPU tensors, which is how the
+tests check them without a GPU.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+N_STRIPS = 71
+N_OFFSETS = 72
+ROW_WIDTH = 5 + N_OFFSETS  # [logit0, logit1, start_y, start_x, length, 72 xs]
+
+
+@triton.jit
+def _overlap_kernel(
+    lanes_ptr,
+    start_ptr,
+    end_ptr,
+    overlap_ptr,
+    n,
+    threshold,
+    ROW: tl.constexpr,
+    LAST_ROW: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+):
+    image = tl.program_id(0)
+    rows_i = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)
+    rows_j = tl.program_id(2) * BLOCK_J + tl.arange(0, BLOCK_J)
+    in_i = rows_i < n
+    in_j = rows_j < n
+    base = image * n
+    start_a = tl.load(start_ptr + base + rows_i, mask=in_i, other=0)
+    end_a = tl.load(end_ptr + base + rows_i, mask=in_i, other=0)
+    start_b = tl.load(start_ptr + base + rows_j, mask=in_j, other=0)
+    end_b = tl.load(end_ptr + base + rows_j, mask=in_j, other=0)
+    start = tl.maximum(start_a[:, None], start_b[None, :])
+    end = tl.minimum(tl.minimum(end_a[:, None], end_b[None, :]), LAST_ROW)
+    # The reference loops `for (unsigned char i = 5 + start; i <= 5 + end; ++i)` over the 77-wide row.
+    first_col = (start + 5) & 255
+    last_col = end + 5
+    lane_a = lanes_ptr + (base + rows_i) * ROW
+    lane_b = lanes_ptr + (base + rows_j) * ROW
+    dist = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float32)
+    for col in range(ROW):
+        x_a = tl.load(lane_a + col, mask=in_i, other=0.0)
+        x_b = tl.load(lane_b + col, mask=in_j, other=0.0)
+        in_range = (col >= first_col) & (col <= last_col)
+        # Adding 0.0 outside the range leaves the float32 sum bit-identical to the kernel's sequential loop.
+        dist += tl.where(in_range, tl.abs(x_a[:, None] - x_b[None, :]), 0.0)
+    limit = threshold * (end - start + 1).to(tl.float32)
+    overlap = (end >= start) & (dist < limit)
+    out = overlap_ptr + base * n + rows_i[:, None] * n + rows_j[None, :]
+    tl.store(out, overlap.to(tl.int8), mask=in_i[:, None] & in_j[None, :])
+
+
+@triton.jit
+def _greedy_kernel(overlap_ptr, eligible_ptr, keep_ptr, count_ptr, n, top_k, BLOCK: tl.constexpr):
+    image = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    in_range = cols < n
+    removed = tl.load(eligible_ptr + image * n + cols, mask=in_range, other=0) == 0
+    count = tl.zeros((), dtype=tl.int32)
+    for i in range(n):
+        removed_i = tl.sum(tl.where(cols == i, removed.to(tl.int32), 0))
+        take = (removed_i == 0) & (count < top_k)
+        row = tl.load(overlap_ptr + (image * n + i) * n + cols, mask=in_range, other=0) != 0
+        removed = removed | (row & take)
+        tl.store(keep_ptr + image * top_k + count, i, mask=take)
+        count += take.to(tl.int32)
+    tl.store(count_ptr + image, count)
+
+
+def kernel_row_limits(lanes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last row of every lane as the reference kernel rounds them (int32, same leading shape).
+
+    ``start = (int)(start_y * 71 + 0.5)`` and ``end = (int)(start + length - 1 + 0.5 - (length - 1 < 0))``:
+    products and sums are float32 as in the C code, the ``+ 0.5`` is a double literal, and the cast truncates
+    toward zero (saturating to the int32 range like the GPU's conversion).
+    """
+    start_y = lanes[..., 2].float()
+    length = lanes[..., 4].float()
+    int32 = torch.iinfo(torch.int32)
+    start = torch.trunc((start_y * N_STRIPS).double() + 0.5).clamp(int32.min, int32.max)
+    end_sum = (start.float() + length) - 1.0
+    end = torch.trunc(end_sum.double() + 0.5 - (length - 1.0 < 0).double()).clamp(int32.min, int32.max)
+    return start.to(torch.int32), end.to(torch.int32)
+
+
+def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tensor:
+    """(B, N, N) bool matrix: lanes ``i`` and ``j`` of an image overlap under the kernel's rule.
+
+    ``lanes`` is a (B, N, 77) float32 tensor in the kernel's row layout.
+    """
+    lanes = lanes.float().contiguous()
+    batch, n, width = lanes.shape
+    if width != ROW_WIDTH:
+        raise ValueError(f"lanes must have {ROW_WIDTH} columns, got {width}")
+    start, end = kernel_row_limits(lanes)
+    overlap = torch.empty((batch, n, n), dtype=torch.int8, device=lanes.device)
+    if batch == 0 or n == 0:
+        return overlap.bool()
+    block = 32
+    grid = (batch, triton.cdiv(n, block), triton.cdiv(n, block))
+    _overlap_kernel[grid](
+        lanes,
+        start.contiguous(),
+        end.contiguous(),
+        overlap,
+        n,
+        float(overlap_threshold),
+        ROW=ROW_WIDTH,
+        LAST_ROW=N_OFFSETS - 1,
+        BLOCK_I=block,
+        BLOCK_J=block,
+    )
+    return overlap.bool()
+
+
+def lane_nms_batched(
+    lanes: torch.Tensor, scores: torch.Tensor, eligible: torch.Tensor, overlap_threshold: float, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lane NMS of every image of a padded batch, without a host synchronisation.
+
+    Args:
+        lanes: (B, N, 77) rows in the kernel's layout.
+        scores: (B, N) scores; lanes are visited in descending score order (stable for ties).
+        eligible: (B, N) bool; lanes not eligible (below the score threshold, padding) are never kept.
+        overlap_threshold: mean horizontal distance in pixels below which two lanes overlap (``nms_thres``).
+        top_k: at most this many lanes are kept per image.
+
+    Returns:
+        ``keep`` (B, top_k) int64 indices into N in descending score order, padded with -1, and ``count``
+        (B,) int32.
+    """
+    batch, n = scores.shape
+    keep = torch.full((batch, top_k), -1, dtype=torch.int64, device=lanes.device)
+    count = torch.zeros(batch, dtype=torch.int32, device=lanes.device)
+    if batch == 0 or n == 0 or top_k <= 0:
+        return keep, count
+    # Ineligible lanes sort last so the eligible ones keep the order a filtered stable sort would give them.
+    ordering_scores = torch.where(
+        eligible, scores.float(), torch.full_like(scores, -torch.inf, dtype=torch.float)
+    )
+    order = torch.sort(ordering_scores, dim=1, descending=True, stable=True).indices
+    sorted_lanes = torch.gather(lanes.float(), 1, order[..., None].expand(-1, -1, lanes.shape[-1]))
+    sorted_eligible = torch.gather(eligible, 1, order).to(torch.int8).contiguous()
+    overlap = overlap_matrix(sorted_lanes, overlap_threshold).to(torch.int8)
+    keep_sorted = torch.full((batch, top_k), -1, dtype=torch.int32, device=lanes.device)
+    block = max(16, triton.next_power_of_2(n))
+    _greedy_kernel[(batch,)](overlap, sorted_eligible, keep_sorted, count, n, top_k, BLOCK=block)
+    kept = keep_sorted >= 0
+    keep = torch.where(kept, torch.gather(order, 1, keep_sorted.clamp(min=0).long()), keep)
+    return keep, count
+
+
+def triton_lane_nms(
+    lanes: torch.Tensor, scores: torch.Tensor, overlap_threshold: float, top_k: int
+) -> torch.Tensor:
+    """Drop-in replacement of ``lane_nms`` for one image: kept indices into ``lanes``, by descending score.
+
+    Returning a variable-length tensor needs one host synchronisation (the count); the batched
+    :func:`lane_nms_batched` avoids it.
+    """
+    eligible = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    keep, count = lane_nms_batched(lanes[None], scores[None], eligible[None], overlap_threshold, top_k)
+    return keep[0, : int(count[0])]
