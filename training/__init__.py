@@ -1,0 +1,1 @@
+"""Training of CLRNet teachers and CLRKDNet students: losses, assignment, distillation, loop."""
