@@ -1,0 +1,87 @@
+"""``sensor_msgs`` images <-> NumPy without cv_bridge.
+
+cv_bridge's Python binding is built against NumPy 1.x on Humble/Jazzy and breaks next to PyTorch's NumPy 2, so
+the node decodes the bytes itself: ``np.frombuffer`` honouring ``step`` for raw images, ``cv2.imdecode`` for
+compressed ones. Every decoder returns a contiguous HxWx3 uint8 BGR array, the colour order the network
+expects.
+"""
+
+import array
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from clrkdnet_core.errors import InputError
+
+# encoding -> (channels, OpenCV conversion to BGR or None when the bytes already are BGR)
+_RAW_ENCODINGS = {
+    "bgr8": (3, None),
+    "rgb8": (3, cv2.COLOR_RGB2BGR),
+    "bgra8": (4, cv2.COLOR_BGRA2BGR),
+    "rgba8": (4, cv2.COLOR_RGBA2BGR),
+    "mono8": (1, cv2.COLOR_GRAY2BGR),
+}
+
+SUPPORTED_ENCODINGS = tuple(_RAW_ENCODINGS)
+
+
+def image_to_bgr(msg: Image) -> np.ndarray:
+    """Decode a ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8 or mono8, any row step) to HxWx3 uint8 BGR.
+
+    ``is_bigendian`` is ignored: it has no meaning for 8-bit channels.
+
+    Raises:
+        InputError: unknown encoding, empty image, or ``data``/``step`` inconsistent with width and height.
+    """
+    if msg.encoding not in _RAW_ENCODINGS:
+        raise InputError(
+            f"unsupported image encoding '{msg.encoding}' (supported: {', '.join(SUPPORTED_ENCODINGS)})"
+        )
+    channels, conversion = _RAW_ENCODINGS[msg.encoding]
+    height, width, step = msg.height, msg.width, msg.step
+    if height == 0 or width == 0:
+        raise InputError(f"empty image ({width}x{height}, encoding '{msg.encoding}')")
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise InputError(
+            f"image step {step} is smaller than width {width} x {channels} bytes (encoding '{msg.encoding}')"
+        )
+    if len(msg.data) != step * height:
+        raise InputError(
+            f"image data has {len(msg.data)} bytes, expected step x height = "
+            f"{step} x {height} = {step * height}"
+        )
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
+    pixels = rows[:, :row_bytes].reshape(height, width, channels)
+    if conversion is None:
+        return pixels.copy()  # never alias the message buffer: callers may draw on the image
+    return cv2.cvtColor(pixels, conversion)
+
+
+def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage`` (jpeg or png, colour or grey) to HxWx3 uint8 BGR.
+
+    Raises:
+        InputError: empty or undecodable data.
+    """
+    if len(msg.data) == 0:
+        raise InputError(f"compressed image (format '{msg.format}') has no data")
+    image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(
+            f"compressed image (format '{msg.format}', {len(msg.data)} bytes) could not be decoded"
+        )
+    return image
+
+
+def bgr_to_image(image: np.ndarray, header: Header) -> Image:
+    """Wrap an HxWx3 uint8 BGR array in a ``bgr8`` ``sensor_msgs/Image`` with the given header."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"expected an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")
+    height, width = image.shape[:2]
+    msg = Image(header=header, height=height, width=width, encoding="bgr8", is_bigendian=0, step=width * 3)
+    # Building the array from bytes is a single memcpy; passing the ndarray would check every element.
+    msg.data = array.array("B", np.ascontiguousarray(image).tobytes())
+    return msg
