@@ -1,0 +1,110 @@
+"""Start the clrkdnet_ros lane detector (and optionally RViz2) on one camera.
+
+    ros2 launch clrkdnet_ros lane_detect.launch.py weights:=/path/to/clrkdnet_r18_culane.pth \\
+        image_topic:=/front_camera/image_raw camera_info_topic:=/front_camera/camera_info rviz:=true
+
+Parameters come from ``params_file`` (default: the package's config/lane_detect.yaml); the preset, weights,
+device, image_transport and use_sim_time arguments override it. Use ``namespace:=front`` to run one detector
+per camera (topics become /front/lanes, /front/lane_markers, ...).
+"""
+
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+
+def generate_launch_description() -> LaunchDescription:
+    package_share = FindPackageShare("clrkdnet_ros")
+    arguments = [
+        DeclareLaunchArgument(
+            "image_topic",
+            default_value="/camera/image_raw",
+            description="Camera image topic (sensor_msgs/Image)",
+        ),
+        DeclareLaunchArgument(
+            "camera_info_topic",
+            default_value="/camera/camera_info",
+            description="CameraInfo of the camera, used by the flat-ground projection",
+        ),
+        DeclareLaunchArgument(
+            "image_transport",
+            default_value="raw",
+            choices=["raw", "compressed"],
+            description="raw: subscribe to image_topic; compressed: to <image_topic>/compressed (jpeg/png)",
+        ),
+        DeclareLaunchArgument(
+            "preset",
+            default_value="clrkdnet_resnet18_culane",
+            description="Model preset name or preset YAML path",
+        ),
+        DeclareLaunchArgument(
+            "weights", default_value="", description="Checkpoint file (.pth) for the preset; required"
+        ),
+        DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([package_share, "config", "lane_detect.yaml"]),
+            description="Parameter YAML file of the node",
+        ),
+        DeclareLaunchArgument(
+            "namespace", default_value="", description="Namespace of the node and its topics (one per camera)"
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="false",
+            choices=["true", "false"],
+            description="Use /clock (true when replaying bags with `ros2 bag play --clock`)",
+        ),
+        DeclareLaunchArgument(
+            "rviz",
+            default_value="false",
+            choices=["true", "false"],
+            description="Also start RViz2 with config/lane_detect.rviz",
+        ),
+        DeclareLaunchArgument(
+            "log_level",
+            default_value="info",
+            choices=["debug", "info", "warn", "error", "fatal"],
+            description="Log level of the lane detector",
+        ),
+    ]
+
+    use_sim_time = ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
+    detector = Node(
+        package="clrkdnet_ros",
+        executable="lane_detector",
+        name="lane_detector",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        emulate_tty=True,
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {
+                # Typed explicitly so that an empty weights path or a numeric-looking name stays a string.
+                "preset": ParameterValue(LaunchConfiguration("preset"), value_type=str),
+                "weights": ParameterValue(LaunchConfiguration("weights"), value_type=str),
+                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                "image_transport": ParameterValue(LaunchConfiguration("image_transport"), value_type=str),
+                "use_sim_time": use_sim_time,
+            },
+        ],
+        remappings=[
+            ("image", LaunchConfiguration("image_topic")),
+            ("camera_info", LaunchConfiguration("camera_info_topic")),
+        ],
+        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+    )
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        arguments=["-d", PathJoinSubstitution([package_share, "config", "lane_detect.rviz"])],
+        parameters=[{"use_sim_time": use_sim_time}],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
+    return LaunchDescription([*arguments, detector, rviz])
