@@ -94,7 +94,7 @@ def test_empty_detection_keeps_the_header():
     assert msg.lanes == [] and msg.header == _header()
 
 
-# ---- flat-ground projection ---------------------------------------------------------------------------------
+# ---- flat-ground projection ----------------------------------------------------------------------------
 
 
 def _to_pixel(projection: GroundProjection, x: float, y: float) -> tuple[float, float]:
@@ -179,7 +179,7 @@ def test_lane_array_with_ground_projection():
         assert (lane.x_min, lane.x_max) == (pytest.approx(6.0, abs=1e-3), pytest.approx(40.0, abs=1e-2))
 
 
-# ---- markers ------------------------------------------------------------------------------------------------
+# ---- markers ---------------------------------------------------------------------------------------------
 
 
 def test_markers_in_the_image_plane_without_projection():
