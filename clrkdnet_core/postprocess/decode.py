@@ -1,0 +1,124 @@
+"""Network output (B, 192, 78) -> lanes in original-image pixels, batched and on the output's device.
+
+Reproduces the reference ``get_lanes`` + ``predictions_to_pred`` (MODEL.md 5.1-5.3) with masks instead of
+per-image and per-lane loops: score threshold, lane NMS, then per kept prediction the rows from its start up
+to ``start + length - 1``, extended below the start while x stays inside the image. The only host transfer is
+one copy of the kept lanes at the end; the Python loop that remains builds the :class:`Lane` objects.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from clrkdnet_core.errors import InputError
+from clrkdnet_core.geometry import ImageGeometry
+from clrkdnet_core.lane import Lane
+from clrkdnet_core.postprocess.nms import N_OFFSETS, N_STRIPS, lane_nms_batched
+
+PRED_WIDTH = 6 + N_OFFSETS  # [logit0, logit1, start_y, start_x, theta, length, 72 xs]
+
+# Normalised image y of each row (row 0 = bottom). The reference builds it with a float32 linspace and decodes
+# in double; 1 - r/71 in float32 differs in the last bit for some rows.
+PRIOR_YS = torch.linspace(1, 0, N_OFFSETS, dtype=torch.float32).double().numpy()
+
+
+def nms_rows(pred: torch.Tensor, img_w: int) -> torch.Tensor:
+    """The kernel's 77-wide rows from predictions (..., 78): theta dropped, length in rows, xs in pixels."""
+    rows = torch.cat([pred[..., :4], pred[..., 5:]], dim=-1)
+    rows[..., 4] *= N_STRIPS
+    rows[..., 5:] *= img_w - 1
+    return rows
+
+
+def valid_rows(pred: torch.Tensor) -> torch.Tensor:
+    """(..., 72) bool: the rows of each prediction that belong to its polyline (row 0 = bottom).
+
+    ``start = clamp(round(start_y * 71), 0, 71)`` (Python's round on the double value) and
+    ``end = min(start + round(length * 71) - 1, 71)``. Rows from ``start`` up to ``end`` are kept where
+    x >= 0 (x > 1 included); rows below ``start`` are kept while x stays in [0, 1] on every row from there up
+    to ``start``. Rows from ``end + 1`` up are cleared with Python slice semantics, as the reference does
+    (``xs[end + 1:] = -2``): an ``end + 1`` below zero counts from the top row.
+    """
+    xs = pred[..., 6:]
+    start = torch.round(pred[..., 2].double() * N_STRIPS).clamp(0, N_STRIPS).long()
+    # Clamping before the cast keeps absurd lengths finite without changing any slice they produce.
+    length = torch.round(pred[..., 5] * N_STRIPS).clamp(-4 * N_OFFSETS, 4 * N_OFFSETS).long()
+    end = (start + length - 1).clamp(max=N_STRIPS)
+    cut = torch.where(end >= -1, end + 1, (N_OFFSETS + end + 1).clamp(min=0))
+
+    rows = torch.arange(N_OFFSETS, device=pred.device)
+    below_start = rows < start[..., None]
+    outside = below_start & ~((xs >= 0) & (xs <= 1))
+    # Rows below the start survive only if no row between them and the start leaves the image.
+    outside_above = outside.flip(-1).cumsum(-1).flip(-1)
+    return (rows < cut[..., None]) & (xs >= 0) & (~below_start | (outside_above == 0))
+
+
+def decode_predictions(
+    pred: torch.Tensor,
+    geometry: ImageGeometry | Sequence[ImageGeometry],
+    conf_threshold: float,
+    nms_thres: float,
+    max_lanes: int,
+) -> list[list[Lane]]:
+    """Decode the network output of a batch into lanes.
+
+    Args:
+        pred: (B, P, 78) last-stage predictions (any float dtype, any device).
+        geometry: the image geometry the lanes are mapped to, or one per image (sizes may differ).
+        conf_threshold: minimum softmax score of a lane.
+        nms_thres: lane NMS threshold in pixels of the 800-wide input.
+        max_lanes: at most this many lanes per image.
+
+    Returns:
+        Per image, the kept lanes by descending score (lanes with fewer than 2 points are dropped), with
+        points in that image's pixels, top to bottom.
+    """
+    if not isinstance(pred, torch.Tensor) or pred.ndim != 3 or pred.shape[-1] != PRED_WIDTH:
+        shape = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
+        raise InputError(f"predictions must be a (B, P, {PRED_WIDTH}) tensor, got {shape}")
+    geometries = [geometry] * len(pred) if isinstance(geometry, ImageGeometry) else list(geometry)
+    if len(geometries) != len(pred):
+        raise InputError(f"got {len(geometries)} image geometries for a batch of {len(pred)}")
+    if len({g.img_w for g in geometries}) > 1:
+        raise InputError("all images of a batch must share the network input width")
+    if not geometries:
+        return []
+
+    pred = pred.detach().float()
+    scores = torch.softmax(pred[..., :2], dim=-1)[..., 1]
+    eligible = scores >= conf_threshold
+    keep, _ = lane_nms_batched(nms_rows(pred, geometries[0].img_w), scores, eligible, nms_thres, max_lanes)
+
+    kept = keep >= 0
+    index = keep.clamp(min=0)
+    selected = torch.gather(pred, 1, index[..., None].expand(-1, -1, PRED_WIDTH))
+    packed = torch.cat(
+        [
+            kept[..., None].float(),
+            torch.gather(scores, 1, index)[..., None],
+            selected[..., 6:],
+            valid_rows(selected).float(),
+        ],
+        dim=-1,
+    )
+    packed = packed.cpu().numpy()  # the one device-to-host transfer
+    return [_lanes_of_image(rows, g) for rows, g in zip(packed, geometries, strict=True)]
+
+
+def _lanes_of_image(packed: np.ndarray, geometry: ImageGeometry) -> list[Lane]:
+    """Lane objects from the packed rows ``[kept, score, 72 xs, 72 valid]`` of one image."""
+    ori_w, ori_h, cut = geometry.ori_img_w, geometry.ori_img_h, geometry.cut_height
+    # Reference: y_ori = (prior_y * (ori_h - cut) + cut) / ori_h in double, x stays a fraction of ori_w.
+    ys = (PRIOR_YS * (ori_h - cut) + cut) / ori_h * ori_h
+    lanes = []
+    for row in packed:
+        if not row[0]:
+            continue
+        valid = np.flatnonzero(row[2 + N_OFFSETS :])[::-1]  # top to bottom
+        if len(valid) <= 1:
+            continue
+        xs = row[2:][valid].astype(np.float64) * ori_w
+        lanes.append(Lane(np.stack([xs, ys[valid]], axis=1), float(row[1])))
+    return lanes

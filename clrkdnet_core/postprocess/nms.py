@@ -1,0 +1,159 @@
+"""Lane NMS in vectorised PyTorch, keeping exactly the lanes the reference CUDA kernel keeps.
+
+The reference (``nms_kernel.cu`` of CLRNet, LaneATT and CLRerNet) works on rows of 77 floats
+``[logit0, logit1, start_y, start_x, length, x_0 .. x_71]`` (length in rows, xs in pixels of the 800-wide
+input). Two lanes overlap when their common rows are at less than ``overlap_threshold`` pixels mean horizontal
+distance. Lanes are visited by descending score; a lane is kept when no kept lane overlaps it, until ``top_k``
+lanes are kept.
+
+The pairwise test reproduces the kernel's C arithmetic (MODEL.md 5.2):
+
+* ``start = (int)(start_y * 71 + 0.5)``: float32 product, double ``+ 0.5``, truncation toward zero;
+* ``end = (int)(start + length - 1 + 0.5 - (length - 1 < 0))`` with the same float / double / truncation mix;
+  the common rows are ``max(starts) .. min(ends, 71)`` and lanes whose rows are disjoint never overlap;
+* the distance is a float32 sum accumulated column by column, in the kernel's order, over columns
+  ``(unsigned char)(5 + start) .. 5 + end`` of the 77-wide row (a start row in -5..-1 therefore also sums the
+  header columns, a lower one wraps and sums nothing, as in the kernel);
+* ``overlap = dist < threshold * (end - start + 1)`` in float32.
+
+Ties in score are broken by index (stable descending sort), the rule a filtered subset keeps too.
+``top_k < 1`` keeps every non-overlapping lane, like the kernel, whose counter never equals a non-positive k.
+"""
+
+import numpy as np
+import torch
+
+N_OFFSETS = 72
+N_STRIPS = N_OFFSETS - 1
+ROW_WIDTH = 5 + N_OFFSETS  # [logit0, logit1, start_y, start_x, length, 72 xs]
+
+
+def kernel_row_limits(lanes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last row of every lane as the kernel rounds them: two int64 tensors of ``lanes.shape[:-1]``.
+
+    Casts to int saturate to the int32 range like the GPU's float-to-int conversion.
+    """
+    start_y = lanes[..., 2].float()
+    length = lanes[..., 4].float()
+    int32 = torch.iinfo(torch.int32)
+    start = torch.trunc((start_y * N_STRIPS).double() + 0.5).clamp(int32.min, int32.max)
+    end_sum = (start.float() + length) - 1.0
+    end = torch.trunc(end_sum.double() + 0.5 - (length - 1.0 < 0).double()).clamp(int32.min, int32.max)
+    return start.long(), end.long()
+
+
+def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tensor:
+    """(B, N, N) bool: whether lanes ``i`` and ``j`` of each image overlap under the kernel's rule.
+
+    ``lanes`` is a (B, N, 77) tensor in the kernel's row layout; the diagonal is meaningless (never used).
+    """
+    lanes = lanes.float()
+    start, end = kernel_row_limits(lanes)
+    common_start = torch.maximum(start[:, :, None], start[:, None, :])
+    common_end = torch.minimum(end[:, :, None], end[:, None, :]).clamp(max=N_OFFSETS - 1)
+    first_col = (common_start + 5) & 0xFF  # the kernel's loop index is an unsigned char
+    last_col = common_end + 5
+
+    # (77, B, N, N) so that each column the loop adds below is one contiguous slice.
+    columns = lanes.permute(2, 0, 1)
+    terms = (columns[:, :, :, None] - columns[:, :, None, :]).abs_()
+    col = torch.arange(ROW_WIDTH, device=lanes.device).view(-1, 1, 1, 1)
+    outside = (col < first_col) | (col > last_col)
+    terms.masked_fill_(outside, 0.0)
+    # A float32 sum in the kernel's order: torch reductions would regroup the additions (or accumulate in
+    # double on CPU) and flip decisions that sit on the threshold. Adding 0.0 outside the range is exact.
+    dist = torch.zeros_like(terms[0])
+    for column in terms:
+        dist += column
+
+    limit = (common_end - common_start + 1).float() * float(np.float32(overlap_threshold))
+    return (common_end >= common_start) & (dist < limit)
+
+
+def greedy_keep(overlap: torch.Tensor, eligible: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Greedy pass over lanes sorted by score: (B, K) positions of the kept lanes, -1 where fewer were kept.
+
+    ``overlap`` is (B, N, N) bool and ``eligible`` (B, N) bool, both in visiting order. Each of the K steps
+    keeps the first remaining lane and removes the lanes it overlaps; nothing reads values back to the host.
+    """
+    batch, n = eligible.shape
+    steps = n if top_k < 1 else min(top_k, n)
+    keep = torch.full((batch, steps), -1, dtype=torch.long, device=eligible.device)
+    alive = eligible.clone()
+    positions = torch.arange(n, device=eligible.device)
+    for step in range(steps):
+        found = alive.any(dim=1)
+        first = alive.to(torch.uint8).argmax(dim=1)  # argmax returns the first maximal position
+        keep[:, step] = torch.where(found, first, -1)
+        suppressed = torch.gather(overlap, 1, first.view(-1, 1, 1).expand(-1, 1, n)).squeeze(1)
+        alive &= ~suppressed & (positions != first[:, None])
+    return keep
+
+
+def lane_nms_batched(
+    lanes: torch.Tensor,
+    scores: torch.Tensor,
+    eligible: torch.Tensor,
+    overlap_threshold: float,
+    top_k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lane NMS of every image of a padded batch, without synchronising with the device.
+
+    Args:
+        lanes: (B, N, 77) rows in the kernel's layout.
+        scores: (B, N) scores; lanes are visited by descending score, ties by index.
+        eligible: (B, N) bool; lanes not eligible (below the score threshold, padding) are never kept.
+        overlap_threshold: mean horizontal distance in pixels below which two lanes overlap (``nms_thres``).
+        top_k: at most this many lanes are kept per image (all of them if ``top_k < 1``, like the kernel).
+
+    Returns:
+        ``keep`` (B, K) int64 indices into N in descending score order, padded with -1, and ``count`` (B,)
+        int64, the number of kept lanes per image. K is ``top_k`` (N if ``top_k < 1``).
+    """
+    if lanes.ndim != 3 or lanes.shape[-1] != ROW_WIDTH:
+        raise ValueError(f"lanes must have shape (B, N, {ROW_WIDTH}), got {tuple(lanes.shape)}")
+    batch, n = scores.shape
+    width = n if top_k < 1 else top_k
+    keep = torch.full((batch, width), -1, dtype=torch.long, device=lanes.device)
+    if batch == 0 or n == 0:
+        return keep, torch.zeros(batch, dtype=torch.long, device=lanes.device)
+
+    # Stable sorts: by score, then eligible first, so eligible lanes keep the order a filtered sort gives.
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    eligible_first = torch.sort(eligible.gather(1, order).byte(), dim=1, descending=True, stable=True).indices
+    order = torch.gather(order, 1, eligible_first)
+    sorted_eligible = eligible.gather(1, order)
+    if not lanes.is_cuda:
+        # Host reads are free off the GPU: drop the ineligible tail before the O(N^2) pairwise test.
+        candidates = int(sorted_eligible.sum(dim=1).max())
+        order, sorted_eligible = order[:, :candidates], sorted_eligible[:, :candidates]
+    sorted_lanes = torch.gather(lanes, 1, order[:, :, None].expand(-1, -1, ROW_WIDTH))
+
+    kept_positions = greedy_keep(overlap_matrix(sorted_lanes, overlap_threshold), sorted_eligible, top_k)
+    kept = kept_positions >= 0
+    indices = torch.where(kept, torch.gather(order, 1, kept_positions.clamp(min=0)), -1)
+    keep[:, : indices.shape[1]] = indices
+    return keep, kept.sum(dim=1)
+
+
+def lane_nms(lanes: torch.Tensor, scores: torch.Tensor, overlap_threshold: float, top_k: int) -> torch.Tensor:
+    """Lane NMS of one image, as the reference CUDA kernel.
+
+    Args:
+        lanes: (N, 77) rows ``[logit0, logit1, start_y, start_x, length (rows), 72 xs (px of the 800-wide
+            input)]``, on any device.
+        scores: (N,) scores.
+        overlap_threshold: ``nms_thres``, in pixels (50 for the official configs).
+        top_k: maximum number of lanes kept (``max_lanes``).
+
+    Returns:
+        int64 indices into ``lanes`` of the kept lanes, by descending score. Returning a variable-length
+        tensor reads the count back from the device once; :func:`lane_nms_batched` does not.
+    """
+    if lanes.ndim != 2 or scores.shape != lanes.shape[:1]:
+        raise ValueError(
+            f"expected lanes (N, 77) and scores (N,), got {tuple(lanes.shape)} and {tuple(scores.shape)}"
+        )
+    eligible = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    keep, count = lane_nms_batched(lanes[None], scores[None], eligible[None], overlap_threshold, top_k)
+    return keep[0, : int(count[0])]
