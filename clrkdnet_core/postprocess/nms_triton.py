@@ -18,9 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-N_STRIPS = 71
-N_OFFSETS = 72
-ROW_WIDTH = 5 + N_OFFSETS  # [logit0, logit1, start_y, start_x, length, 72 xs]
+from clrkdnet_core.postprocess.nms import N_OFFSETS, ROW_WIDTH, kernel_row_limits
 
 
 @triton.jit
@@ -83,22 +81,6 @@ def _greedy_kernel(overlap_ptr, eligible_ptr, keep_ptr, count_ptr, n, top_k, BLO
     tl.store(count_ptr + image, count)
 
 
-def kernel_row_limits(lanes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and last row of every lane as the reference kernel rounds them (int32, same leading shape).
-
-    ``start = (int)(start_y * 71 + 0.5)`` and ``end = (int)(start + length - 1 + 0.5 - (length - 1 < 0))``:
-    products and sums are float32 as in the C code, the ``+ 0.5`` is a double literal, and the cast truncates
-    toward zero (saturating to the int32 range like the GPU's conversion).
-    """
-    start_y = lanes[..., 2].float()
-    length = lanes[..., 4].float()
-    int32 = torch.iinfo(torch.int32)
-    start = torch.trunc((start_y * N_STRIPS).double() + 0.5).clamp(int32.min, int32.max)
-    end_sum = (start.float() + length) - 1.0
-    end = torch.trunc(end_sum.double() + 0.5 - (length - 1.0 < 0).double()).clamp(int32.min, int32.max)
-    return start.to(torch.int32), end.to(torch.int32)
-
-
 def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tensor:
     """(B, N, N) bool matrix: lanes ``i`` and ``j`` of an image overlap under the kernel's rule.
 
@@ -108,7 +90,7 @@ def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tenso
     batch, n, width = lanes.shape
     if width != ROW_WIDTH:
         raise ValueError(f"lanes must have {ROW_WIDTH} columns, got {width}")
-    start, end = kernel_row_limits(lanes)
+    start, end = (limit.to(torch.int32).contiguous() for limit in kernel_row_limits(lanes))
     overlap = torch.empty((batch, n, n), dtype=torch.int8, device=lanes.device)
     if batch == 0 or n == 0:
         return overlap.bool()
@@ -116,8 +98,8 @@ def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tenso
     grid = (batch, triton.cdiv(n, block), triton.cdiv(n, block))
     _overlap_kernel[grid](
         lanes,
-        start.contiguous(),
-        end.contiguous(),
+        start,
+        end,
         overlap,
         n,
         float(overlap_threshold),
@@ -132,38 +114,41 @@ def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tenso
 def lane_nms_batched(
     lanes: torch.Tensor, scores: torch.Tensor, eligible: torch.Tensor, overlap_threshold: float, top_k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lane NMS of every image of a padded batch, without a host synchronisation.
+    """Lane NMS of every image of a padded batch on the device: same contract as ``nms.lane_nms_batched``.
 
     Args:
         lanes: (B, N, 77) rows in the kernel's layout.
-        scores: (B, N) scores; lanes are visited in descending score order (stable for ties).
+        scores: (B, N) scores; lanes are visited by descending score, ties by index.
         eligible: (B, N) bool; lanes not eligible (below the score threshold, padding) are never kept.
         overlap_threshold: mean horizontal distance in pixels below which two lanes overlap (``nms_thres``).
-        top_k: at most this many lanes are kept per image.
+        top_k: at most this many lanes are kept per image (all of them if ``top_k < 1``, like the kernel).
 
     Returns:
-        ``keep`` (B, top_k) int64 indices into N in descending score order, padded with -1, and ``count``
-        (B,) int32.
+        ``keep`` (B, K) int64 indices into N in descending score order, padded with -1, and ``count`` (B,)
+        int64. K is ``top_k`` (N if ``top_k < 1``).
     """
+    if lanes.ndim != 3 or lanes.shape[-1] != ROW_WIDTH:
+        raise ValueError(f"lanes must have shape (B, N, {ROW_WIDTH}), got {tuple(lanes.shape)}")
     batch, n = scores.shape
-    keep = torch.full((batch, top_k), -1, dtype=torch.int64, device=lanes.device)
+    width = n if top_k < 1 else top_k
+    keep = torch.full((batch, width), -1, dtype=torch.long, device=lanes.device)
     count = torch.zeros(batch, dtype=torch.int32, device=lanes.device)
-    if batch == 0 or n == 0 or top_k <= 0:
-        return keep, count
-    # Ineligible lanes sort last so the eligible ones keep the order a filtered stable sort would give them.
-    ordering_scores = torch.where(
-        eligible, scores.float(), torch.full_like(scores, -torch.inf, dtype=torch.float)
+    if batch == 0 or n == 0 or width == 0:
+        return keep, count.long()
+    # The visiting order of nms.lane_nms_batched: by score, then eligible lanes first, both sorts stable.
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    order = torch.gather(
+        order, 1, torch.sort(eligible.gather(1, order).byte(), dim=1, descending=True, stable=True).indices
     )
-    order = torch.sort(ordering_scores, dim=1, descending=True, stable=True).indices
-    sorted_lanes = torch.gather(lanes.float(), 1, order[..., None].expand(-1, -1, lanes.shape[-1]))
-    sorted_eligible = torch.gather(eligible, 1, order).to(torch.int8).contiguous()
+    sorted_lanes = torch.gather(lanes.float(), 1, order[..., None].expand(-1, -1, ROW_WIDTH)).contiguous()
+    sorted_eligible = eligible.gather(1, order).to(torch.int8).contiguous()
     overlap = overlap_matrix(sorted_lanes, overlap_threshold).to(torch.int8)
-    keep_sorted = torch.full((batch, top_k), -1, dtype=torch.int32, device=lanes.device)
+    kept_positions = torch.full((batch, width), -1, dtype=torch.int32, device=lanes.device)
     block = max(16, triton.next_power_of_2(n))
-    _greedy_kernel[(batch,)](overlap, sorted_eligible, keep_sorted, count, n, top_k, BLOCK=block)
-    kept = keep_sorted >= 0
-    keep = torch.where(kept, torch.gather(order, 1, keep_sorted.clamp(min=0).long()), keep)
-    return keep, count
+    _greedy_kernel[(batch,)](overlap, sorted_eligible, kept_positions, count, n, width, BLOCK=block)
+    kept = kept_positions >= 0
+    keep = torch.where(kept, torch.gather(order, 1, kept_positions.clamp(min=0).long()), keep)
+    return keep, count.long()
 
 
 def triton_lane_nms(

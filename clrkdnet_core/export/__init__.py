@@ -1,0 +1,1 @@
+"""Export of the network to ONNX and TensorRT (``python -m clrkdnet_core.export``)."""
