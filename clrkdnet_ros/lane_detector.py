@@ -1,0 +1,564 @@
+"""The ``lane_detector`` lifecycle node: camera images in, ``clrkdnet_msgs/LaneArray`` and visualisation out.
+
+Run it with ``ros2 run clrkdnet_ros lane_detector --ros-args -p weights:=model.pth`` (or the launch file), or
+without a ROS workspace as ``python -m clrkdnet_ros.lane_detector --ros-args -p weights:=model.pth``.
+
+Lifecycle: *configure* loads the model (a missing or mismatched checkpoint fails here with one error line),
+*activate* subscribes to the camera and enables the publishers, *deactivate* unsubscribes and stops the
+inference thread, *cleanup* frees the model. With ``auto_start`` (default) the node configures and activates
+itself.
+
+Topics (relative, so ``__ns``/launch namespaces and remapping work):
+
+* in: ``image`` (``sensor_msgs/Image``) or, with ``image_transport:=compressed``, ``image/compressed``
+  (resolved after remapping, as image_transport does), and optionally ``camera_info``.
+* out: ``lanes``, ``lane_markers``, ``~/debug/image``, ``~/debug/processing_time_ms``,
+  ``~/debug/pipeline_latency_ms``, ``/diagnostics``; service ``~/enable`` (``std_srvs/SetBool``).
+"""
+
+import math
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from clrkdnet_msgs.msg import LaneArray
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_policy_name_from_kind,
+)
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Float64
+from std_srvs.srv import SetBool
+from visualization_msgs.msg import MarkerArray
+
+from clrkdnet_core.cli import run_cli
+from clrkdnet_core.config import load_preset
+from clrkdnet_core.errors import ClrkdnetError, InputError
+from clrkdnet_ros.conversions import lanes_to_msg
+from clrkdnet_ros.diagnostics import DetectorStats
+from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
+from clrkdnet_ros.ground_projection import CameraIntrinsics, GroundProjection
+from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
+from clrkdnet_ros.markers import lanes_to_markers
+
+try:  # Iron and newer
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
+LOG_THROTTLE_S = 5.0
+_OUTPUT_QOS = QoSProfile(
+    depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
+)
+_LATEST_ONLY_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
+)
+
+
+def _double_range(low: float, high: float) -> list[FloatingPointRange]:
+    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+
+
+def _int_range(low: int, high: int) -> list[IntegerRange]:
+    return [IntegerRange(from_value=low, to_value=high, step=1)]
+
+
+# name -> (default value, or a Parameter.Type for "unset means the preset's value", descriptor).
+# config/lane_detect.yaml and the README are checked against this table.
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
+    "preset": (
+        "clrkdnet_resnet18_culane",
+        ParameterDescriptor(
+            description="Model preset name (clrkdnet_core/presets) or path to a preset YAML file",
+            read_only=True,
+        ),
+    ),
+    "weights": (
+        "",
+        ParameterDescriptor(
+            description="Checkpoint file (.pth) trained for the preset; required", read_only=True
+        ),
+    ),
+    "device": (
+        "auto",
+        ParameterDescriptor(
+            description="auto, cpu, cuda or cuda:N; unavailable CUDA falls back to the CPU with a warning",
+            read_only=True,
+        ),
+    ),
+    "backend": (
+        "torch",
+        ParameterDescriptor(
+            description="Inference backend passed to LaneDetector (torch, ...)", read_only=True
+        ),
+    ),
+    "score_threshold": (
+        Parameter.Type.DOUBLE,
+        ParameterDescriptor(
+            description="Minimum lane confidence; unset: the preset's test.conf_threshold. Run-time settable",
+            floating_point_range=_double_range(0.0, 1.0),
+        ),
+    ),
+    "nms_threshold": (
+        Parameter.Type.DOUBLE,
+        ParameterDescriptor(
+            description="Lane NMS overlap threshold in pixels of the 800-wide network input; unset: the "
+            "preset's test.nms_thres. Run-time settable",
+            floating_point_range=_double_range(0.0, 800.0),
+        ),
+    ),
+    "max_lanes": (
+        Parameter.Type.INTEGER,
+        ParameterDescriptor(
+            description="Maximum lanes per image; unset: the preset's test.max_lanes. Run-time settable",
+            integer_range=_int_range(1, 192),
+        ),
+    ),
+    "crop_ratio": (
+        Parameter.Type.DOUBLE,
+        ParameterDescriptor(
+            description="Fraction of the image height cut from the top before inference (the sky); unset: "
+            "the preset's cut_height / ori_img_h (270/590 for CULane)",
+            floating_point_range=_double_range(0.0, 0.9),
+            read_only=True,
+        ),
+    ),
+    "camera_height": (
+        0.0,
+        ParameterDescriptor(
+            description="Camera height above the road in metres for the ground projection; 0 disables it",
+            floating_point_range=_double_range(0.0, 20.0),
+        ),
+    ),
+    "camera_pitch": (
+        0.0,
+        ParameterDescriptor(
+            description="Camera pitch in radians, positive when looking down at the road",
+            floating_point_range=_double_range(-1.5, 1.5),
+        ),
+    ),
+    "ground_frame_id": (
+        "base_link",
+        ParameterDescriptor(
+            description="Frame of ground_points and ground markers: origin on the road below the camera"
+        ),
+    ),
+    "image_qos": (
+        "sensor_data",
+        ParameterDescriptor(
+            description="QoS of the image subscription (keep last 1): sensor_data (best effort, accepts "
+            "reliable and best-effort publishers), reliable or system_default",
+            additional_constraints="one of: " + ", ".join(IMAGE_QOS_CHOICES),
+            read_only=True,
+        ),
+    ),
+    "image_transport": (
+        "raw",
+        ParameterDescriptor(
+            description="raw: subscribe to image (sensor_msgs/Image); compressed: to image/compressed "
+            "(sensor_msgs/CompressedImage, jpeg or png)",
+            additional_constraints="one of: " + ", ".join(IMAGE_TRANSPORT_CHOICES),
+            read_only=True,
+        ),
+    ),
+    "auto_start": (
+        True,
+        ParameterDescriptor(
+            description="Configure and activate at start-up; false waits for a lifecycle manager",
+            read_only=True,
+        ),
+    ),
+}
+
+# Run-time thresholds -> LaneDetector.set_thresholds keyword and the preset's TestConfig field.
+_THRESHOLDS = {
+    "score_threshold": "conf_threshold",
+    "nms_threshold": "nms_thres",
+    "max_lanes": "max_lanes",
+}
+
+
+def _image_qos(name: str) -> QoSProfile:
+    if name == "sensor_data":
+        reliability = ReliabilityPolicy.BEST_EFFORT
+    elif name == "reliable":
+        reliability = ReliabilityPolicy.RELIABLE
+    else:
+        reliability = ReliabilityPolicy.SYSTEM_DEFAULT
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=reliability,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def _resolve_device(requested: str) -> tuple[str, str | None]:
+    """The device to run on and a warning when the requested CUDA device is not available."""
+    import torch
+
+    if requested == "auto":
+        return ("cuda" if torch.cuda.is_available() else "cpu"), None
+    if requested == "cpu":
+        return "cpu", None
+    if requested.startswith("cuda"):
+        index = requested.partition(":")[2] or "0"
+        if not index.isdigit():
+            raise InputError(
+                f"parameter 'device': invalid value {requested!r}; use auto, cpu, cuda or cuda:N"
+            )
+        if not torch.cuda.is_available():
+            return "cpu", f"device {requested!r} requested but CUDA is not available; running on the CPU"
+        if int(index) >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            return (
+                "cpu",
+                f"device {requested!r} requested but only {count} CUDA device(s) exist; running on the CPU",
+            )
+        return requested, None
+    raise InputError(f"parameter 'device': invalid value {requested!r}; use auto, cpu, cuda or cuda:N")
+
+
+def _load_overlay_drawer():
+    """``clrkdnet_core.visualization.draw_lanes`` when that module exists, else None (no debug image)."""
+    try:
+        from clrkdnet_core.visualization import draw_lanes
+    except ImportError:
+        return None
+    return draw_lanes
+
+
+class LaneDetectorNode(LifecycleNode):
+    """Lane detection on the newest camera frame; see the module docstring for topics and lifecycle."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("lane_detector", **kwargs)
+        for name, (value, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, value, descriptor)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._stats = DetectorStats()
+        self._detector = None
+        self._detector_lock = threading.Lock()
+        self._draw_lanes = None
+        self._camera_info: CameraInfo | None = None
+        self._processing_enabled = True
+        self._active = False
+        self._slot: LatestFrameSlot | None = None
+        self._worker: FrameWorker | None = None
+        self._image_sub = None
+        self._camera_info_sub = None
+        self._outputs: dict[str, Any] = {}
+
+        self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._detector = self._create_detector()
+        except (ClrkdnetError, OSError) as exc:
+            self.get_logger().error(f"cannot load the model: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # rclpy would turn it into a silent ERROR transition
+            self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._draw_lanes = _load_overlay_drawer()
+        self._outputs = {
+            "lanes": self.create_lifecycle_publisher(LaneArray, "lanes", _OUTPUT_QOS),
+            "markers": self.create_lifecycle_publisher(MarkerArray, "lane_markers", _LATEST_ONLY_QOS),
+            "debug_image": self.create_lifecycle_publisher(Image, "~/debug/image", _LATEST_ONLY_QOS),
+            "processing_time": self.create_lifecycle_publisher(
+                Float64, "~/debug/processing_time_ms", _OUTPUT_QOS
+            ),
+            "pipeline_latency": self.create_lifecycle_publisher(
+                Float64, "~/debug/pipeline_latency_ms", _OUTPUT_QOS
+            ),
+        }
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        if self._processing_enabled:
+            self._start_processing()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_processing()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_processing()
+        self._release()
+        return super().on_shutdown(state)
+
+    def _create_detector(self):
+        weights = self.get_parameter("weights").value
+        if not weights:
+            raise InputError(
+                "parameter 'weights' is not set; pass --ros-args -p weights:=/path/to/checkpoint.pth"
+            )
+        if not Path(weights).is_file():
+            raise InputError(f"weights file not found: {weights}")
+        from clrkdnet_core.inference import LaneDetector  # imports torch: only once the inputs look right
+
+        preset = load_preset(self.get_parameter("preset").value)
+        crop_ratio = self._optional_parameter("crop_ratio")
+        if crop_ratio is not None:
+            preset = preset.with_overrides(
+                {"geometry.cut_height": round(crop_ratio * preset.geometry.ori_img_h)}
+            )
+        for name, choices in (("image_qos", IMAGE_QOS_CHOICES), ("image_transport", IMAGE_TRANSPORT_CHOICES)):
+            if self.get_parameter(name).value not in choices:
+                value = self.get_parameter(name).value
+                raise InputError(
+                    f"parameter '{name}': invalid value {value!r}; use one of {', '.join(choices)}"
+                )
+        device, warning = _resolve_device(self.get_parameter("device").value)
+        if warning:
+            self.get_logger().warn(warning)
+        detector = LaneDetector.from_preset(
+            preset, weights, device=device, backend=self.get_parameter("backend").value
+        )
+        # Thresholds left unset take the preset's values; writing them back shows them in `ros2 param get`.
+        overrides = {
+            keyword: self._optional_parameter(name)
+            for name, keyword in _THRESHOLDS.items()
+            if self._optional_parameter(name) is not None
+        }
+        detector.set_thresholds(**overrides)
+        self.set_parameters(
+            [
+                Parameter(name, value=getattr(preset.test, keyword))
+                for name, keyword in _THRESHOLDS.items()
+                if keyword not in overrides
+            ]
+        )
+        self.get_logger().info(
+            f"loaded {preset.name} from {weights} on {detector.device} ({detector.backend} backend), "
+            f"cut {preset.geometry.crop_ratio:.3f} of the image height"
+        )
+        return detector
+
+    def _release(self) -> None:
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+        self._detector = None
+        self._draw_lanes = None
+        self._camera_info = None
+
+    # ---- subscriptions and the inference thread ------------------------------------------------------------
+
+    def _start_processing(self) -> None:
+        self._slot = LatestFrameSlot()
+        self._worker = FrameWorker(self._slot, self._process, self._on_processing_error)
+        self._worker.start()
+        qos = _image_qos(self.get_parameter("image_qos").value)
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        if self.get_parameter("image_transport").value == "compressed":
+            # Like image_transport: the compressed topic follows the (remapped) raw topic name.
+            topic, msg_type = self.resolve_topic_name("image") + "/compressed", CompressedImage
+        else:
+            topic, msg_type = "image", Image
+        self._image_sub = self.create_subscription(
+            msg_type, topic, self._on_image, qos, event_callbacks=events
+        )
+        self._camera_info_sub = self.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info, qos, event_callbacks=events
+        )
+        self.get_logger().info(f"waiting for images on {self._image_sub.topic_name}")
+
+    def _stop_processing(self) -> None:
+        for subscription in (self._image_sub, self._camera_info_sub):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        self._image_sub = self._camera_info_sub = None
+        if self._worker is not None:
+            self._worker.stop()
+        self._slot = self._worker = None
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        slot = self._slot
+        if slot is not None:
+            self._stats.frame_received(dropped_previous=slot.put(msg))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _process(self, msg: Image | CompressedImage) -> None:
+        start = time.perf_counter()
+        try:
+            image = compressed_to_bgr(msg) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
+        except InputError as exc:
+            self._stats.bad_frame()
+            self.get_logger().warn(f"skipping frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        with self._detector_lock:
+            detector = self._detector
+            if detector is None:
+                return
+            lanes = detector.detect(image)
+        height, width = image.shape[:2]
+        intrinsics = self._intrinsics(width, height)
+        projection = None
+        camera_height = self.get_parameter("camera_height").value
+        if intrinsics is not None and camera_height > 0.0:
+            projection = GroundProjection(intrinsics, camera_height, self.get_parameter("camera_pitch").value)
+        lane_array = lanes_to_msg(
+            lanes, msg.header, width, height, projection, self.get_parameter("ground_frame_id").value
+        )
+        self._outputs["lanes"].publish(lane_array)
+        if self._outputs["markers"].get_subscription_count() > 0:
+            self._outputs["markers"].publish(lanes_to_markers(lane_array, intrinsics))
+        if self._draw_lanes is not None and self._outputs["debug_image"].get_subscription_count() > 0:
+            self._outputs["debug_image"].publish(bgr_to_image(self._draw_lanes(image, lanes), msg.header))
+
+        processing_ms = (time.perf_counter() - start) * 1e3
+        latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
+        self._outputs["processing_time"].publish(Float64(data=processing_ms))
+        self._outputs["pipeline_latency"].publish(Float64(data=latency_ms))
+        self._stats.frame_processed(processing_ms, latency_ms)
+
+    def _intrinsics(self, width: int, height: int) -> CameraIntrinsics | None:
+        """Intrinsics from the latest camera_info when it describes images of this size."""
+        info = self._camera_info
+        if info is None:
+            return None
+        if (info.width, info.height) != (width, height):
+            self.get_logger().warn(
+                f"camera_info is for {info.width}x{info.height} images but the image is {width}x{height}; "
+                "ignoring camera_info",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+            return None
+        try:
+            return CameraIntrinsics.from_camera_info(info)
+        except InputError as exc:
+            self.get_logger().warn(f"ignoring camera_info: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            return None
+
+    def _on_processing_error(self, exc: BaseException) -> None:
+        self._stats.inference_error()
+        self.get_logger().error(
+            f"processing a frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S
+        )
+
+    def _on_incompatible_qos(self, event: Any) -> None:
+        policy = qos_policy_name_from_kind(event.last_policy_kind)
+        hint = " (a best-effort publisher needs image_qos:=sensor_data)" if policy == "RELIABILITY" else ""
+        self.get_logger().warn(
+            f"a publisher offers QoS incompatible with this subscription (policy {policy}); "
+            f"its messages are not received{hint}"
+        )
+
+    # ---- services, parameters and diagnostics --------------------------------------------------------------
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data == self._processing_enabled:
+            response.success, response.message = (
+                True,
+                f"already {'enabled' if self._processing_enabled else 'disabled'}",
+            )
+            return response
+        self._processing_enabled = request.data
+        if self._active:
+            if self._processing_enabled:
+                self._start_processing()
+            else:
+                self._stop_processing()
+        response.success = True
+        response.message = (
+            "enabled" if self._processing_enabled else "disabled: the image subscription is removed"
+        )
+        return response
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        thresholds = {}
+        for parameter in parameters:
+            if parameter.name in _THRESHOLDS:
+                if parameter.type_ == Parameter.Type.NOT_SET:
+                    return SetParametersResult(successful=False, reason=f"{parameter.name} cannot be unset")
+                thresholds[_THRESHOLDS[parameter.name]] = parameter.value
+            elif parameter.name == "camera_pitch" and not math.isfinite(parameter.value):
+                return SetParametersResult(successful=False, reason="camera_pitch must be finite")
+        if thresholds and self._detector is not None:
+            try:
+                with self._detector_lock:
+                    self._detector.set_thresholds(**thresholds)
+            except ClrkdnetError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _optional_parameter(self, name: str) -> Any:
+        """Value of a parameter declared without a default, or None while it is unset."""
+        parameter = self.get_parameter_or(name, Parameter(name, Parameter.Type.NOT_SET))
+        return None if parameter.type_ == Parameter.Type.NOT_SET else parameter.value
+
+    def _publish_diagnostics(self) -> None:
+        detector = self._detector
+        if not self._active:
+            state = "inactive" if detector is not None else "unconfigured"
+        else:
+            state = "active" if self._processing_enabled else "disabled"
+        extra = {
+            "preset": self.get_parameter("preset").value,
+            "backend": detector.backend if detector is not None else self.get_parameter("backend").value,
+            "device": str(detector.device) if detector is not None else self.get_parameter("device").value,
+        }
+        status = self._stats.status(
+            f"{self.get_fully_qualified_name()}: lane detection", extra["device"], state, extra
+        )
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(msg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run clrkdnet_ros lane_detector``; 1 when auto-start cannot load the model."""
+    rclpy.init(args=argv)
+    node = LaneDetectorNode()
+    try:
+        if node.get_parameter("auto_start").value:
+            for transition in (node.trigger_configure, node.trigger_activate):
+                if transition() != TransitionCallbackReturn.SUCCESS:
+                    return 1
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_processing()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
