@@ -1,0 +1,1 @@
+"""Feature extractors: torchvision ResNets and DLA-34."""

@@ -1,0 +1,1 @@
+"""CLR head: priors, ROIGather, refinement stages and the auxiliary segmentation decoder."""

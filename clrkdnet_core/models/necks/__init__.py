@@ -1,0 +1,1 @@
+"""Necks: CLRNet FPN (teachers) and CLRKDNet Aggregator (students)."""
