@@ -52,7 +52,7 @@ def model_digest(model: nn.Module) -> str:
     for name, tensor in model.state_dict().items():
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(value.shape)}:{value.dtype};".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 

@@ -1,0 +1,170 @@
+"""onnxruntime backend against eager PyTorch, TensorRT engine cache logic, device pre-processing on CPU."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from clrkdnet_core.errors import BackendError
+from clrkdnet_core.export.tensorrt import EngineKey, load_or_build_engine
+from clrkdnet_core.models import build_model
+from clrkdnet_core.postprocess.decode import decode_predictions
+
+STUDENT = "clrkdnet_resnet18_culane"
+
+
+@pytest.fixture(scope="module")
+def student():
+    torch.manual_seed(0)
+    model = build_model(STUDENT).eval()
+    with torch.no_grad():
+        # Random weights predict zero-length lanes, which decode to nothing; long lanes give points to compare.
+        model.heads.reg_layers.bias[3] = 0.8
+    return model
+
+
+@pytest.fixture(scope="module")
+def onnx_backend(student, tmp_path_factory):
+    from clrkdnet_core.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(student, "cpu", cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_onnxruntime_matches_eager_pytorch(student, onnx_backend):
+    images = torch.rand((2, 3, 320, 800), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = student(images)
+    got = onnx_backend(images)
+    assert got.shape == (2, 192, 78) and got.dtype == torch.float32
+    assert (got - expected).abs().max() < 1e-4
+    geometry = student.preset.geometry
+    # A low threshold so the random-weight network yields lanes to compare.
+    lanes_torch = decode_predictions(expected, geometry, 0.3, 50, 4)
+    lanes_onnx = decode_predictions(got, geometry, 0.3, 50, 4)
+    assert [len(lanes) for lanes in lanes_onnx] == [len(lanes) for lanes in lanes_torch]
+    assert sum(len(lanes) for lanes in lanes_torch) > 0
+    for image_torch, image_onnx in zip(lanes_torch, lanes_onnx, strict=True):
+        for a, b in zip(image_torch, image_onnx, strict=True):
+            assert a.points.shape == b.points.shape
+            assert np.abs(a.points - b.points).max() <= 0.5
+
+
+def test_onnxruntime_export_is_cached_by_weights(student, onnx_backend, tmp_path):
+    from clrkdnet_core.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    first = OnnxRuntimeBackend(student, "cpu", cache_dir=tmp_path)
+    stamp = (first.onnx_path, os.stat(first.onnx_path).st_mtime_ns)
+    again = OnnxRuntimeBackend(student, "cpu", cache_dir=tmp_path)
+    assert (again.onnx_path, os.stat(again.onnx_path).st_mtime_ns) == stamp
+    changed = build_model(STUDENT).eval()
+    with torch.no_grad():
+        changed.heads.cls_layers.bias.add_(1.0)
+    assert OnnxRuntimeBackend(changed, "cpu", cache_dir=tmp_path).onnx_path != first.onnx_path
+
+
+def test_onnxruntime_rejects_bad_input_and_missing_cuda(onnx_backend):
+    from clrkdnet_core.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from clrkdnet_core.errors import InputError
+
+    with pytest.raises(InputError, match="320, 800"):
+        onnx_backend(torch.zeros((1, 3, 100, 100)))
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime has a CUDA provider here")
+    with pytest.raises(BackendError, match="onnxruntime-gpu"):
+        OnnxRuntimeBackend(None, "cuda", onnx_path=onnx_backend.onnx_path)
+
+
+def test_tensorrt_missing_gives_install_hint(student):
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        from clrkdnet_core.backends.tensorrt_backend import TensorRTBackend
+
+        with pytest.raises(BackendError, match="TensorRT is not installed: pip install tensorrt"):
+            TensorRTBackend(student, "cuda")
+    else:
+        pytest.skip("tensorrt is installed here")
+
+
+# --- engine cache: the real cache code, with the TensorRT build and deserialize steps passed in ---
+
+
+def make_key(**changes) -> EngineKey:
+    fields = dict(
+        onnx_sha256="ab" * 32,
+        input_shape=(8, 3, 320, 800),
+        precision="fp16",
+        tensorrt_version="10.3.0",
+        gpu_name="NVIDIA Test GPU",
+        compute_capability=(8, 9),
+    )
+    fields.update(changes)
+    return EngineKey(**fields)
+
+
+class FakeTensorRT:
+    """Engine bytes carry a magic header; anything else fails to deserialize like a corrupt engine."""
+
+    MAGIC = b"ENGINE:"
+
+    def __init__(self):
+        self.builds = 0
+
+    def build(self) -> bytes:
+        self.builds += 1
+        return self.MAGIC + f"build {self.builds}".encode()
+
+    def deserialize(self, data: bytes):
+        if not data.startswith(self.MAGIC):
+            raise RuntimeError("Serialization assertion failed: magic tag mismatch")
+        return data[len(self.MAGIC) :].decode()
+
+
+def test_engine_is_built_once_then_loaded(tmp_path):
+    trt = FakeTensorRT()
+    engine, path = load_or_build_engine(tmp_path, make_key(), trt.build, trt.deserialize)
+    assert engine == "build 1" and path.is_file() and trt.builds == 1
+    engine, again = load_or_build_engine(tmp_path, make_key(), trt.build, trt.deserialize)
+    assert engine == "build 1" and again == path and trt.builds == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary files left
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", None])
+def test_corrupt_cached_engine_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
+    trt = FakeTensorRT()
+    _, path = load_or_build_engine(tmp_path, make_key(), trt.build, trt.deserialize)
+    path.write_bytes(path.read_bytes()[:3] if damage is None else damage)  # truncated or overwritten
+    with caplog.at_level(logging.WARNING):
+        engine, rebuilt = load_or_build_engine(tmp_path, make_key(), trt.build, trt.deserialize)
+    assert engine == "build 2" and rebuilt == path and trt.builds == 2
+    assert path.read_bytes() == FakeTensorRT.MAGIC + b"build 2"
+    assert "does not deserialize; rebuilding" in caplog.text
+
+
+def test_unusable_fresh_build_is_an_error_and_nothing_is_cached(tmp_path):
+    trt = FakeTensorRT()
+    with pytest.raises(BackendError, match="does not deserialize"):
+        load_or_build_engine(tmp_path, make_key(), lambda: b"broken", trt.deserialize)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"onnx_sha256": "cd" * 32},
+        {"input_shape": (4, 3, 320, 800)},
+        {"precision": "fp32"},
+        {"tensorrt_version": "11.0.0"},
+        {"gpu_name": "NVIDIA Other GPU"},
+        {"compute_capability": (9, 0)},
+    ],
+)
+def test_every_key_field_selects_another_engine(tmp_path, change):
+    trt = FakeTensorRT()
+    _, first = load_or_build_engine(tmp_path, make_key(), trt.build, trt.deserialize)
+    _, second = load_or_build_engine(tmp_path, make_key(**change), trt.build, trt.deserialize)
+    assert first != second and trt.builds == 2
