@@ -14,13 +14,14 @@ import torch
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
 from clrkdnet_core.lane import Lane
+from clrkdnet_core.models.heads.priors import prior_ys
 from clrkdnet_core.postprocess.nms import N_OFFSETS, N_STRIPS, lane_nms_batched
 
 PRED_WIDTH = 6 + N_OFFSETS  # [logit0, logit1, start_y, start_x, theta, length, 72 xs]
 
-# Normalised image y of each row (row 0 = bottom). The reference builds it with a float32 linspace and decodes
-# in double; 1 - r/71 in float32 differs in the last bit for some rows.
-PRIOR_YS = torch.linspace(1, 0, N_OFFSETS, dtype=torch.float32).double().numpy()
+# Normalised image y of each row (row 0 = bottom): the head's float32 buffer, which the reference decodes in
+# double (1 - r/71 computed otherwise differs in the last bit for some rows).
+PRIOR_YS = prior_ys(N_OFFSETS).double().numpy()
 
 
 def nms_rows(pred: torch.Tensor, img_w: int) -> torch.Tensor:
