@@ -20,7 +20,7 @@ def student():
     torch.manual_seed(0)
     model = build_model(STUDENT).eval()
     with torch.no_grad():
-        # Random weights predict zero-length lanes, which decode to nothing; long lanes give points to compare.
+        # Random weights predict zero-length lanes, which decode to nothing; long lanes give points to check.
         model.heads.reg_layers.bias[3] = 0.8
     return model
 
@@ -168,3 +168,29 @@ def test_every_key_field_selects_another_engine(tmp_path, change):
     _, first = load_or_build_engine(tmp_path, make_key(), trt.build, trt.deserialize)
     _, second = load_or_build_engine(tmp_path, make_key(**change), trt.build, trt.deserialize)
     assert first != second and trt.builds == 2
+
+
+# --- pre-processing on the device (run here on CPU tensors) ---
+
+
+@pytest.mark.parametrize("size", [(590, 1640), (720, 1280), (480, 640)])
+def test_device_preprocess_matches_cpu_preprocess(size):
+    from clrkdnet_core.config import load_preset
+    from clrkdnet_core.gpu_preprocess import DevicePreprocessor
+    from clrkdnet_core.preprocess import preprocess_batch
+
+    rng = np.random.default_rng(size[0])
+    # A smooth image with edges (lane-like stripes), plus noise: interpolation differences show on both.
+    height, width = size
+    base = np.linspace(0, 255, width, dtype=np.float32)[None, :, None] * np.ones((height, 1, 3), np.float32)
+    base[:, width // 3 : width // 3 + 12] = 255
+    image = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    geometry = load_preset(STUDENT).geometry
+    expected = preprocess_batch([image, image[:, ::-1]], geometry)
+    got = DevicePreprocessor(geometry, "cpu")([image, np.ascontiguousarray(image[:, ::-1])])
+    assert got.shape == expected.shape == (2, 3, 320, 800)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    difference = (got - expected).abs() * 255
+    # OpenCV's fixed-point cubic weights vs float weights: a grey level here and there, never more than 2.
+    assert difference.max() <= 2.0
+    assert difference.mean() < 0.1
