@@ -1,0 +1,212 @@
+"""``python -m clrkdnet_core.evaluate``: official CULane and TuSimple metrics from prediction files.
+
+    culane    --anno-dir A --pred-dir P [--list L] [--iou 0.5 0.75] [--mf1] [--width 30] [--json]
+    tusimple  --pred P.json --gt G.json [--json]
+    model     --preset P --weights W --dataset culane|tusimple --root DIR [--split test] [--out DIR]
+
+``--list`` is a list file or a folder of the 9 category lists (CULane's ``list/test_split``); without it,
+``A/list/test_split`` is used, else ``A/list/test.txt``. A list file next to a ``test_split`` folder also gets
+the category table. With ``--json`` the last printed line is one JSON object: tp, fp, fn, precision, recall,
+f1 at the first IoU threshold (TuSimple: accuracy, fp, fn, f1), plus the other thresholds and lists.
+"""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from clrkdnet_core.cli import run_cli
+from clrkdnet_core.errors import DatasetError
+from clrkdnet_core.metrics.culane import (
+    CULANE_WIDTH,
+    MF1_THRESHOLDS,
+    category_list_files,
+    evaluate_culane_lists,
+    mean_f1,
+    sum_results,
+)
+from clrkdnet_core.metrics.tusimple import evaluate_tusimple
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m clrkdnet_core.evaluate", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    culane = commands.add_parser("culane", help="CULane F1 (official C++ tool equivalent)")
+    culane.add_argument("--anno-dir", required=True, type=Path, help="CULane root holding the GT .lines.txt")
+    culane.add_argument("--pred-dir", required=True, type=Path, help="folder of predicted .lines.txt files")
+    culane.add_argument("--list", type=Path, help="list file, or folder of category lists (list/test_split)")
+    _add_culane_options(culane)
+    culane.set_defaults(run=_run_culane)
+
+    tusimple = commands.add_parser("tusimple", help="TuSimple accuracy/FP/FN (official lane.py equivalent)")
+    tusimple.add_argument("--pred", required=True, type=Path, help="prediction JSON-lines file")
+    tusimple.add_argument("--gt", required=True, type=Path, help="GT JSON-lines file (e.g. test_label.json)")
+    tusimple.add_argument("--json", action="store_true", help="print the result as one JSON line at the end")
+    tusimple.set_defaults(run=_run_tusimple)
+
+    model = commands.add_parser("model", help="run a model over a dataset, write predictions, evaluate them")
+    model.add_argument("--preset", required=True, help="preset name or YAML file")
+    model.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth)")
+    model.add_argument("--dataset", required=True, choices=("culane", "tusimple"))
+    model.add_argument("--root", required=True, type=Path, help="dataset root")
+    model.add_argument("--split", default="test", help="dataset split (default: test)")
+    model.add_argument(
+        "--out", type=Path, help="where to write the predictions (default: a temporary folder)"
+    )
+    model.add_argument("--batch-size", type=int, default=8)
+    model.add_argument("--device", default="auto")
+    _add_culane_options(model)
+    model.set_defaults(run=_run_model)
+    return parser
+
+
+def _add_culane_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--iou", type=float, nargs="+", default=[0.5], help="IoU thresholds (first: primary)")
+    parser.add_argument("--mf1", action="store_true", help="also IoU 0.50:0.05:0.95 and their mean F1")
+    parser.add_argument("--width", type=int, default=CULANE_WIDTH, help="lane width in pixels (default: 30)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line at the end")
+
+
+def _run_culane(args: argparse.Namespace) -> int:
+    results, total_name = _evaluate_culane_dir(args.anno_dir, args.pred_dir, args.list, args)
+    _report_culane(results, total_name, args)
+    return 0
+
+
+def _evaluate_culane_dir(
+    anno_dir: Path, pred_dir: Path, list_path: Path | None, args: argparse.Namespace
+) -> tuple[dict[str, dict], str]:
+    """Evaluate the list(s) chosen by ``list_path``; returns {row name: result} and the primary row's name."""
+    if not anno_dir.is_dir():
+        raise DatasetError(f"CULane annotation directory not found: {anno_dir}")
+    if list_path is None:
+        split_dir, test_list = anno_dir / "list" / "test_split", anno_dir / "list" / "test.txt"
+        if split_dir.is_dir():
+            list_path = split_dir
+        elif test_list.is_file():
+            list_path = test_list
+        else:
+            raise DatasetError(f"no --list given and neither {split_dir} nor {test_list} exists")
+    thresholds = list(dict.fromkeys([*args.iou, *(MF1_THRESHOLDS if args.mf1 else ())]))
+    if list_path.is_dir():
+        lists, categories, primary = {}, category_list_files(list_path), "total"
+    elif list_path.is_file():
+        # A list next to CULane's test_split folder (list/test.txt) also gets the category table.
+        split_dir = list_path.parent / "test_split"
+        categories = category_list_files(split_dir) if split_dir.is_dir() else {}
+        lists, primary = {list_path.stem: list_path}, list_path.stem
+    else:
+        raise DatasetError(f"CULane list file not found: {list_path}")
+    results = evaluate_culane_lists(
+        anno_dir, pred_dir, {**lists, **categories}, thresholds, args.width, args.workers, progress=True
+    )
+    if categories:
+        results["total"] = sum_results(results[name] for name in categories)
+    return results, primary
+
+
+def _report_culane(results: dict[str, dict], total_name: str, args: argparse.Namespace) -> None:
+    total = results[total_name]
+    thresholds = list(total["thresholds"])
+    primary = thresholds[0]
+    print(f"CULane (official C++ tool equivalent): width {args.width}, IoU > {primary:g}")
+    print(f"{'list':<10}{'images':>8}{'tp':>9}{'fp':>9}{'fn':>9}{'precision':>11}{'recall':>10}{'F1':>10}")
+    for name, result in results.items():
+        row = result["thresholds"][primary]
+        note = f"   <- cross: papers report its FP ({row['fp']})" if name == "cross" else ""
+        print(
+            f"{name:<10}{result['images']:>8}{row['tp']:>9}{row['fp']:>9}{row['fn']:>9}"
+            f"{_cpp_double(row['precision']):>11}{_cpp_double(row['recall']):>10}{_cpp_double(row['f1']):>10}{note}"
+        )
+    if len(thresholds) > 1:
+        columns = list(dict.fromkeys([*args.iou, *((0.5, 0.75) if args.mf1 else ())]))
+        header = "".join(f"{'F1@' + format(t * 100, 'g'):>9}" for t in columns) + (
+            f"{'mF1':>9}" if args.mf1 else ""
+        )
+        print(f"{'list':<10}{header}")
+        for name, result in results.items():
+            cells = "".join(f"{_cpp_double(result['thresholds'][t]['f1']):>9}" for t in columns)
+            if args.mf1:
+                cells += f"{_cpp_double(mean_f1(result)):>9}"
+            print(f"{name:<10}{cells}")
+    _warn_missing(total)
+    if args.json:
+        summary = _culane_json(total, args.mf1)
+        summary["thresholds"] = {f"{t:g}": row for t, row in total["thresholds"].items()}
+        if len(results) > 1:
+            summary["lists"] = {name: _culane_json(result, args.mf1) for name, result in results.items()}
+        print(json.dumps(_json_safe(summary)))
+
+
+def _culane_json(result: dict, with_mf1: bool) -> dict:
+    """The primary threshold's counts and scores, the F1 at the other thresholds (f1@0.75 ...), mF1."""
+    thresholds = result["thresholds"]
+    summary = {key: result[key] for key in ("tp", "fp", "fn", "precision", "recall", "f1")}
+    summary["iou"] = next(iter(thresholds))
+    summary.update({key: result[key] for key in ("images", "missing_annotations", "missing_predictions")})
+    summary.update({f"f1@{t:g}": row["f1"] for t, row in thresholds.items()})
+    if with_mf1:
+        summary["mf1"] = mean_f1(result)
+    return summary
+
+
+def _warn_missing(result: dict) -> None:
+    if result["missing_annotations"]:
+        print(
+            f"warning: {result['missing_annotations']} of {result['images']} annotation files are missing; "
+            "they count as images without lanes, as in the official tool",
+            file=sys.stderr,
+        )
+    if result["missing_predictions"]:
+        print(
+            f"note: {result['missing_predictions']} of {result['images']} prediction files are missing "
+            "(no detections there)",
+            file=sys.stderr,
+        )
+
+
+def _run_tusimple(args: argparse.Namespace) -> int:
+    _report_tusimple(evaluate_tusimple(args.pred, args.gt), args.json)
+    return 0
+
+
+def _report_tusimple(result: dict, as_json: bool) -> None:
+    print(f"TuSimple (official lane.py equivalent): {result['images']} images")
+    for label, key in (("Accuracy", "accuracy"), ("FP", "fp"), ("FN", "fn"), ("F1", "f1")):
+        print(f"{label:<10}{result[key]:.6f}")
+    if as_json:
+        print(json.dumps(_json_safe(result)))
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    raise DatasetError("the model subcommand needs clrkdnet_core.inference and clrkdnet_core.data.writers")
+
+
+def _cpp_double(value: float) -> str:
+    """A double as ``std::cout <<`` prints it (6 significant digits; 0/0 from the C++ prints as -nan)."""
+    if math.isnan(value):
+        return "-nan"
+    return f"{value:g}"
+
+
+def _json_safe(value):
+    """NaN and infinities become null: JSON has no such numbers."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
