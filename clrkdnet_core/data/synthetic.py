@@ -1,0 +1,229 @@
+"""Synthetic CULane / TuSimple datasets with exact labels.
+
+    python -m clrkdnet_core.data.synthetic --out DIR --format culane --n 200 --seed 0 [--sequence]
+
+Writes the real datasets' file layouts (images, ``.lines.txt`` / label JSON lines, segmentation masks, list
+files and the nine CULane test-category lists), so every tool that reads CULane or TuSimple also runs on this
+data. The same seed always gives byte-identical files: every frame has its own random generator and OpenCV's
+encoders are deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from clrkdnet_core.cli import run_cli
+from clrkdnet_core.data.render import draw_scene
+from clrkdnet_core.data.scene import CATEGORIES, Drive, Scene, sample_scene
+from clrkdnet_core.data.tusimple_seg import generate_seg_labels
+from clrkdnet_core.data.writers import culane_annotation_text
+from clrkdnet_core.errors import DatasetError
+
+IMAGE_SIZES = {"culane": (1640, 590), "tusimple": (1280, 720)}
+SPLITS = ("train", "val", "test")
+CULANE_MAX_LANES = 4
+CULANE_SEG_WIDTH = 16
+TUSIMPLE_MAX_LANES = 5
+TUSIMPLE_H_SAMPLES = list(range(160, 720, 10))
+TUSIMPLE_LABEL_FILES = {
+    "train": "label_data_synth.json",
+    "val": "label_data_synth_val.json",
+    "test": "test_label.json",
+}
+CULANE_CATEGORY_FILES = {c: f"test{i}_{c}.txt" for i, c in enumerate(CATEGORIES)}
+_FRAMES_PER_CLIP = 30
+
+
+def render_scene(
+    rng: np.random.Generator, width: int, height: int, category: str | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Render one random road scene.
+
+    Returns the BGR uint8 image and the label of every painted marking, left to right, as (N, 2) float32
+    (x, y) pixel polylines sampled at every image row, top to bottom (only where the lane is visible).
+    """
+    scene = sample_scene(rng, width, height, category)
+    ys = np.arange(height, dtype=np.float64)
+    lanes = []
+    for xs in scene.sample_lanes(ys):
+        ok = ~np.isnan(xs)
+        if ok.sum() >= 2:
+            lanes.append(np.stack([xs[ok], ys[ok]], axis=1).astype(np.float32))
+    return draw_scene(scene), lanes
+
+
+def split_sizes(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
+    """Frames per split: train and val rounded down, the rest is test."""
+    if n < 1 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise DatasetError(f"cannot split {n} frames with fractions {fractions}")
+    total = sum(fractions)
+    train = int(n * fractions[0] / total)
+    val = int(n * fractions[1] / total)
+    return {"train": train, "val": val, "test": n - train - val}
+
+
+def _scenes(
+    n: int, seed: int, size: tuple[int, int], sequence: bool, splits: dict[str, int]
+) -> Iterator[tuple[str, int, Scene]]:
+    """(split, index within the split, scene) for every frame, splits in order."""
+    drive = Drive(seed, *size) if sequence else None
+    index = 0
+    for split in SPLITS:
+        for local in range(splits[split]):
+            if drive is not None:
+                scene = drive.scene_at(index)
+            else:
+                scene = sample_scene(np.random.default_rng([seed, index]), *size)
+            yield split, local, scene
+            index += 1
+
+
+def generate_dataset(
+    out: str | Path,
+    fmt: str,
+    n: int,
+    seed: int,
+    sequence: bool = False,
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    progress: bool = True,
+) -> Path:
+    """Write ``n`` synthetic frames in the ``fmt`` layout ("culane" / "tusimple") under ``out``."""
+    if fmt not in IMAGE_SIZES:
+        raise DatasetError(f"unknown dataset format {fmt!r}; expected culane or tusimple")
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    splits = split_sizes(n, split)
+    frames = tqdm(
+        _scenes(n, seed, IMAGE_SIZES[fmt], sequence, splits),
+        total=n,
+        desc=f"synthetic {fmt}",
+        disable=not progress,
+    )
+    if fmt == "culane":
+        _write_culane(root, frames, seed)
+    else:
+        _write_tusimple(root, frames)
+    return root
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise DatasetError(f"cannot write {path}")
+
+
+def culane_lanes(scene: Scene) -> tuple[list[np.ndarray | None], list[np.ndarray]]:
+    """CULane ground truth of a scene: the 4 lane slots (left-left, left, right, right-right of the ego car,
+    ``None`` where absent) and the lanes to write, left to right, as (N, 2) (x, y) at y = H, H−10, …
+    (bottom up).
+
+    A lane needs at least 3 visible points (CULane readers drop shorter ones).
+    """
+    height = scene.camera.height
+    ys = np.arange(height, 0, -10, dtype=np.float64)
+    xs = scene.sample_lanes(ys)
+    positions = scene.lateral_positions()
+    left = [i for i in np.argsort(-positions) if positions[i] < 0][:2][::-1]
+    right = [i for i in np.argsort(positions) if positions[i] >= 0][:2]
+    slots: list[np.ndarray | None] = [None] * 4
+    for slot, i in zip(range(2 - len(left), 2), left, strict=True):
+        slots[slot] = xs[i]
+    for slot, i in zip(range(2, 2 + len(right)), right, strict=True):
+        slots[slot] = xs[i]
+    out: list[np.ndarray | None] = []
+    for x in slots:
+        ok = ~np.isnan(x) if x is not None else None
+        out.append(np.stack([x[ok], ys[ok]], axis=1) if x is not None and ok.sum() >= 3 else None)
+    return out, [lane for lane in out if lane is not None]
+
+
+def _write_culane(root: Path, frames: Iterator[tuple[str, int, Scene]], seed: int) -> None:
+    lists: dict[str, list[str]] = {name: [] for name in ("train", "train_gt", "val", "val_gt", "test")}
+    categories: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+    for split, local, scene in frames:
+        driver = f"driver_{SPLITS.index(split) + 1:02d}_30frame"
+        clip = f"{seed % 10**8:08d}_{local // _FRAMES_PER_CLIP:04d}.MP4"
+        name = f"{driver}/{clip}/{(local % _FRAMES_PER_CLIP) * 30:05d}"
+        image = draw_scene(scene)
+        _write_image(root / f"{name}.jpg", image)
+        slots, lanes = culane_lanes(scene)
+        (root / f"{name}.lines.txt").write_text(culane_annotation_text(lanes))
+        mask = np.zeros(image.shape[:2], np.uint8)
+        for lane_id, lane in enumerate(slots, start=1):
+            if lane is not None:
+                points = np.round(lane).astype(np.int32)
+                cv2.polylines(mask, [points], False, lane_id, CULANE_SEG_WIDTH)
+        _write_image(root / "laneseg_label_w16" / f"{name}.png", mask)
+        exist = " ".join("0" if lane is None else "1" for lane in slots)
+        gt_line = f"/{name}.jpg /laneseg_label_w16/{name}.png {exist}"
+        if split == "test":
+            lists["test"].append(f"/{name}.jpg")
+            categories[scene.category].append(f"/{name}.jpg")
+        else:
+            lists[split].append(f"/{name}.jpg")
+            lists[f"{split}_gt"].append(gt_line)
+    list_dir = root / "list"
+    (list_dir / "test_split").mkdir(parents=True, exist_ok=True)
+    for name, lines in lists.items():
+        (list_dir / f"{name}.txt").write_text("".join(f"{line}\n" for line in lines))
+    for category, lines in categories.items():
+        (list_dir / "test_split" / CULANE_CATEGORY_FILES[category]).write_text(
+            "".join(f"{x}\n" for x in lines)
+        )
+
+
+def tusimple_lanes(scene: Scene) -> list[list[int]]:
+    """TuSimple lanes of a scene: up to 5 lanes nearest the ego car, left to right, x per h_sample or −2."""
+    xs = scene.sample_lanes(np.asarray(TUSIMPLE_H_SAMPLES, dtype=np.float64))
+    positions = scene.lateral_positions()
+    nearest = sorted(np.argsort(np.abs(positions))[:TUSIMPLE_MAX_LANES], key=lambda i: positions[i])
+    lanes = []
+    for i in nearest:
+        if np.count_nonzero(~np.isnan(xs[i])) >= 2:
+            lanes.append([-2 if np.isnan(x) else round(x) for x in xs[i]])
+    return lanes
+
+
+def _write_tusimple(root: Path, frames: Iterator[tuple[str, int, Scene]]) -> None:
+    labels: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for split, local, scene in frames:
+        raw_file = f"clips/synth_{split}/{local:05d}/20.jpg"
+        _write_image(root / raw_file, draw_scene(scene))
+        record = {"lanes": tusimple_lanes(scene), "h_samples": TUSIMPLE_H_SAMPLES, "raw_file": raw_file}
+        labels[split].append(json.dumps(record))
+    for split, lines in labels.items():
+        (root / TUSIMPLE_LABEL_FILES[split]).write_text("".join(f"{line}\n" for line in lines))
+    generate_seg_labels(root, progress=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="output dataset root")
+    parser.add_argument("--format", choices=sorted(IMAGE_SIZES), default="culane")
+    parser.add_argument("--n", type=int, default=100, help="number of frames over all splits")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sequence", action="store_true", help="consecutive frames of one continuous drive")
+    parser.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="fractions of the frames per split (default 0.8 0.1 0.1)",
+    )
+    args = parser.parse_args(argv)
+    root = generate_dataset(args.out, args.format, args.n, args.seed, args.sequence, tuple(args.split))
+    print(f"wrote {args.n} {args.format} frames to {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
