@@ -8,6 +8,7 @@ silently half-loaded model.
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses arbitrary Python objects; its message names the offending global
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path} is not a plain weights file (it holds Python objects, unsafe to unpickle): {reason}"
-        ) from exc
+        # weights_only refuses arbitrary Python objects and names the first one it met
+        foreign = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if foreign:
+            raise CheckpointError(
+                f"{path} holds Python objects ({foreign.group(1)}), not only tensors; refusing to unpickle it"
+            ) from exc
+        raise CheckpointError(f"cannot read {path}: truncated or not a PyTorch checkpoint") from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"cannot read {path}: truncated or not a PyTorch checkpoint ({exc})") from exc
     if not isinstance(data, dict):
