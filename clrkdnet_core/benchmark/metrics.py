@@ -8,22 +8,29 @@ import numpy as np
 
 from clrkdnet_core.metrics.culane import evaluate_culane
 
-_COMMAND = "python -m clrkdnet_core.evaluate culane --anno-dir ANNO --pred-dir PRED --list LIST --iou 0.5 0.75"
+_COMMAND = (
+    "python -m clrkdnet_core.evaluate culane --anno-dir ANNO --pred-dir PRED --list LIST --iou 0.5 0.75"
+)
 
 
 def culane_metric_section(n_images: int = 34680, workers: int = 2, seed: int = 0) -> str:
     """Time :func:`evaluate_culane` (IoU 0.5 and 0.75 in one pass) on ``n_images`` synthetic images.
 
     Each image gets 2-4 GT lanes of ~40 points (CULane-like: bottom to top, every 10 rows) and predictions
-    that are the GT shifted by a few pixels, with an occasional missed or extra lane, written as ``.lines.txt``
-    files to a temporary directory. Returns a markdown section with the time and the images per second.
+    that are the GT shifted by a few pixels, with an occasional missed or extra lane, written as
+    ``.lines.txt`` files to a temporary directory. Returns a markdown section with the time and images/s.
     """
     with tempfile.TemporaryDirectory(prefix="culane_bench_") as tmp:
         root = Path(tmp)
         list_file = _write_synthetic_culane(root, n_images, np.random.default_rng(seed))
         start = time.perf_counter()
         result = evaluate_culane(
-            root / "anno", root / "pred", list_file, iou_thresholds=(0.5, 0.75), workers=workers, progress=False
+            root / "anno",
+            root / "pred",
+            list_file,
+            iou_thresholds=(0.5, 0.75),
+            workers=workers,
+            progress=False,
         )
         seconds = time.perf_counter() - start
     f1_50, f1_75 = (result["thresholds"][t]["f1"] for t in (0.5, 0.75))
@@ -31,8 +38,8 @@ def culane_metric_section(n_images: int = 34680, workers: int = 2, seed: int = 0
         [
             "## CULane metric (official C++ equivalent)",
             "",
-            f"`evaluate_culane` on {n_images} synthetic images (2-4 lanes of ~40 points each, GT and predictions),",
-            f"IoU thresholds 0.5 and 0.75 from one matching pass, {workers} worker processes.",
+            f"`evaluate_culane` on {n_images} synthetic images (GT and predictions: 2-4 lanes, ~40 points),",
+            f"IoU thresholds 0.5 and 0.75 from one matching pass, {workers} worker process(es).",
             "",
             "| images | time (s) | images/s | F1@50 | F1@75 |",
             "|---:|---:|---:|---:|---:|",
@@ -51,7 +58,7 @@ def _write_synthetic_culane(root: Path, n_images: int, rng: np.random.Generator)
         entry = f"/driver_bench/clip_{index // 1000:03d}/{index % 1000:05d}.jpg"
         entries.append(entry)
         gt = [_synthetic_lane(rng) for _ in range(rng.integers(2, 5))]
-        preds = [lane + [rng.normal(0, 6), 0] for lane in gt if rng.random() > 0.1]
+        preds = [lane + np.array([rng.normal(0, 6), 0.0]) for lane in gt if rng.random() > 0.1]
         if rng.random() < 0.1:
             preds.append(_synthetic_lane(rng))
         for folder, lanes in (("anno", gt), ("pred", preds)):

@@ -300,11 +300,16 @@ def sum_results(results: Iterable[dict]) -> dict:
 
 
 def mean_f1(result: dict) -> float:
-    """CLRNet's mF1: the mean F1 over the IoU thresholds 0.50, 0.55, ..., 0.95 of an evaluation result."""
+    """CLRNet's mF1: the mean F1 over the IoU thresholds 0.50, 0.55, ..., 0.95 of an evaluation result.
+
+    mF1 comes from CLRNet's Python port, which scores F1 = 0 where TP = 0 (the C++ formula gives -1 or NaN
+    there); elsewhere both F1 are the same number.
+    """
     missing = [t for t in MF1_THRESHOLDS if t not in result["thresholds"]]
     if missing:
         raise ValueError(f"mF1 needs the IoU thresholds {MF1_THRESHOLDS}, missing {missing}")
-    return float(np.mean([result["thresholds"][t]["f1"] for t in MF1_THRESHOLDS]))
+    rows = [result["thresholds"][t] for t in MF1_THRESHOLDS]
+    return float(np.mean([row["f1"] if row["tp"] else 0.0 for row in rows]))
 
 
 def read_list_file(list_file: str | os.PathLike) -> list[str]:
@@ -344,7 +349,10 @@ def _match_entries(
     tasks = [(lane_file_path(anno_dir, e), lane_file_path(pred_dir, e), width, rows, cols) for e in entries]
     if workers is None:
         workers = os.cpu_count() or 1
-    bar = tqdm(total=len(tasks), desc="CULane", unit="img", disable=not progress, dynamic_ncols=True)
+    # disable=None: a bar on a terminal only, so logs and captured stderr stay clean.
+    bar = tqdm(
+        total=len(tasks), desc="CULane", unit="img", disable=None if progress else True, dynamic_ncols=True
+    )
     with bar:
         if workers <= 1 or len(tasks) < _MIN_POOL_IMAGES:
             return [_tick(bar, _match_files(task)) for task in tasks]

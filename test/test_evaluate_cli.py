@@ -1,0 +1,116 @@
+"""``python -m clrkdnet_core.evaluate`` through a subprocess: tables, --json, and one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+H_SAMPLES = list(range(160, 720, 10))
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "clrkdnet_core.evaluate", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def lane_text(bottom_x: float) -> str:
+    ys = 590.0 - 10.0 * np.arange(20)
+    xs = bottom_x + 0.7 * (590 - ys)
+    return " ".join(f"{x:.2f} {y:.0f}" for x, y in zip(xs, ys, strict=True)) + " \n"
+
+
+def culane_root(tmp_path: Path) -> Path:
+    """CULane layout: anno/<entry>.lines.txt, anno/list/{test.txt,test_split/}, pred/<entry>.lines.txt."""
+    for index, (gt, pred) in enumerate([((300, 900), (302, 905)), ((500,), (560, 1200))]):
+        anno_file = tmp_path / f"anno/driver/clip/{index:05d}.lines.txt"
+        pred_file = tmp_path / f"pred/driver/clip/{index:05d}.lines.txt"
+        anno_file.parent.mkdir(parents=True, exist_ok=True)
+        pred_file.parent.mkdir(parents=True, exist_ok=True)
+        anno_file.write_text("".join(lane_text(x) for x in gt))
+        pred_file.write_text("".join(lane_text(x) for x in pred))
+    split = tmp_path / "anno/list/test_split"
+    split.mkdir(parents=True)
+    (tmp_path / "anno/list/test.txt").write_text("/driver/clip/00000.jpg\n/driver/clip/00001.jpg\n")
+    (split / "test0_normal.txt").write_text("/driver/clip/00000.jpg\n")
+    (split / "test1_crowd.txt").write_text("/driver/clip/00001.jpg\n")
+    return tmp_path
+
+
+def test_culane_json_last_line(tmp_path):
+    root = culane_root(tmp_path)
+    result = run(
+        "culane", "--anno-dir", str(root / "anno"), "--pred-dir", str(root / "pred"),
+        "--list", str(root / "anno/list/test.txt"), "--iou", "0.5", "0.75", "--json", "--workers", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert (summary["tp"], summary["fp"], summary["fn"]) == (2, 2, 1)
+    assert summary["precision"] == 0.5 and summary["recall"] == 2 / 3
+    assert summary["iou"] == 0.5 and "f1@0.75" in summary and "0.75" in summary["thresholds"]
+    # list/test.txt sits next to test_split: the categories and their total are reported too.
+    assert set(summary["lists"]) == {"test", "normal", "crowd", "total"}
+    assert summary["lists"]["normal"]["tp"] == 2 and summary["lists"]["crowd"]["fp"] == 2
+    assert any(line.startswith("total") for line in lines)
+
+
+def test_culane_defaults_to_the_category_folder_and_mf1(tmp_path):
+    root = culane_root(tmp_path)
+    result = run(
+        "culane", "--anno-dir", str(root / "anno"), "--pred-dir", str(root / "pred"), "--mf1", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["images"] == 2 and (summary["tp"], summary["fp"], summary["fn"]) == (2, 2, 1)
+    assert 0 <= summary["mf1"] <= summary["f1"]
+    assert "mF1" in result.stdout
+
+
+def test_tusimple_json_last_line(tmp_path):
+    gt = {"raw_file": "clips/0/20.jpg", "lanes": [[300] * 56, [600] * 56], "h_samples": H_SAMPLES}
+    pred = {"raw_file": "clips/0/20.jpg", "lanes": [[305] * 56], "run_time": 12}
+    (tmp_path / "gt.json").write_text(json.dumps(gt) + "\n")
+    (tmp_path / "pred.json").write_text(json.dumps(pred) + "\n")
+    result = run(
+        "tusimple", "--pred", str(tmp_path / "pred.json"), "--gt", str(tmp_path / "gt.json"), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["accuracy"], summary["fp"], summary["fn"]) == (0.5, 0.0, 0.5)
+    assert summary["f1"] == 2 * 1.0 * (1 / 1.5) / (1.0 + 1 / 1.5)
+    assert "Accuracy" in result.stdout
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    root = culane_root(tmp_path)
+    anno, pred = str(root / "anno"), str(root / "pred")
+    assert_one_line_error(
+        run("culane", "--anno-dir", anno, "--pred-dir", pred, "--list", "nope.txt"), "nope.txt"
+    )
+    assert_one_line_error(
+        run("culane", "--anno-dir", str(root / "missing"), "--pred-dir", pred),
+        "annotation directory",
+        "missing",
+    )
+    (root / "pred/driver/clip/00001.lines.txt").write_text("1 2 3 4\n5 six 7 8\n")
+    assert_one_line_error(
+        run("culane", "--anno-dir", anno, "--pred-dir", pred, "--list", str(root / "anno/list/test.txt")),
+        "00001.lines.txt line 2: expected pairs of numbers",
+    )
+    assert_one_line_error(run("tusimple", "--pred", "p.json", "--gt", "g.json"), "p.json")
