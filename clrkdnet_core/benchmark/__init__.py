@@ -1,0 +1,125 @@
+"""Benchmark suite behind ``python -m clrkdnet_core.benchmark`` (writes BENCHMARKS.md).
+
+Every comparison is measured side by side in one run and interleaved: each iteration runs every contender
+once, in an order rotated per iteration, so that load from other processes on a shared machine hits all of
+them alike. Results are latency percentiles, throughput and ratios; this module holds timing and Markdown.
+"""
+
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latencies (milliseconds) of one contender; ``batch`` images per call."""
+
+    samples_ms: tuple[float, ...]
+    batch: int
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.samples_ms)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+    @property
+    def fps(self) -> float:
+        """Images per second at the median latency."""
+        return 1000.0 * self.batch / self.p50
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Iteration counts of a run (timed iterations per batch size, untimed warm-up iterations)."""
+
+    iterations: dict[int, int]
+    warmup: int
+
+    @classmethod
+    def for_run(cls, quick: bool) -> "Settings":
+        return cls({1: 5, 8: 2}, 1) if quick else cls({1: 12, 8: 3}, 2)
+
+
+def measure_interleaved(
+    contenders: dict[str, Callable[[], object]],
+    iterations: int,
+    warmup: int,
+    batch: int,
+    sync: Callable[[], None] | None = None,
+    description: str = "",
+) -> dict[str, Timing]:
+    """Time each contender ``iterations`` times, rotating their order every iteration.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before each clock read so that GPU work is counted.
+    """
+    names = list(contenders)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    progress = tqdm(total=(warmup + iterations) * len(names), desc=description, leave=False, unit="call")
+    for iteration in range(warmup + iterations):
+        shift = iteration % len(names)
+        for name in names[shift:] + names[:shift]:
+            if sync:
+                sync()
+            start = time.perf_counter()
+            contenders[name]()
+            if sync:
+                sync()
+            elapsed = (time.perf_counter() - start) * 1000.0
+            if iteration >= warmup:
+                samples[name].append(elapsed)
+            progress.update()
+    progress.close()
+    return {name: Timing(tuple(values), batch) for name, values in samples.items()}
+
+
+def timing_table(rows: Sequence[tuple[str, Timing]], baseline: str | None = None) -> list[str]:
+    """Markdown table of timings; with ``baseline``, a column of each p50 divided by the baseline's p50."""
+    header = "| contender | batch | p50 ms | p95 ms | FPS |" + (f" p50 / {baseline} |" if baseline else "")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    base = dict(rows)[baseline].p50 if baseline else None
+    for name, timing in rows:
+        line = f"| {name} | {timing.batch} | {timing.p50:.1f} | {timing.p95:.1f} | {timing.fps:.1f} |"
+        if base:
+            line += f" {timing.p50 / base:.2f} |"
+        lines.append(line)
+    return lines
+
+
+def environment_lines(command: str) -> list[str]:
+    """Header lines: machine, threads, library versions and the exact command."""
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = "not installed"
+    lines = [
+        f"- CPU: {cpu_model()} ({torch.get_num_threads()} torch threads)",
+        f"- Python {platform.python_version()}, torch {torch.__version__}, onnxruntime {ort_version}",
+    ]
+    if torch.cuda.is_available():
+        lines.append(f"- GPU: {torch.cuda.get_device_name(0)}")
+    else:
+        lines.append("- GPU: none (CUDA sections skipped)")
+    lines.append(f"- Command: `{command}`")
+    return lines
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
