@@ -1,0 +1,125 @@
+"""``python -m clrkdnet_ros.bag make|eval``: lane datasets as rosbag2 bags, and offline evaluation on bags.
+
+python -m clrkdnet_ros.bag make --from culane ROOT [--list L] --out BAG [--storage mcap|sqlite3]
+                                [--rate 30] [--compressed]
+python -m clrkdnet_ros.bag eval BAG --preset P --weights W [--device auto] [--topic T] [--out DIR]
+"""
+
+import argparse
+import hashlib
+import math
+import sys
+from pathlib import Path
+
+from clrkdnet_core.cli import run_cli
+from clrkdnet_core.errors import CheckpointError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m clrkdnet_ros.bag", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    make = commands.add_parser("make", help="write a dataset (CULane, TuSimple or synthetic) as a bag")
+    make.add_argument("--from", dest="kind", required=True, choices=("culane", "tusimple", "synthetic"))
+    make.add_argument("root", type=Path, help="dataset root folder")
+    make.add_argument(
+        "--list", type=Path, help="CULane list file or TuSimple label file (default: the test set)"
+    )
+    make.add_argument("--out", type=Path, required=True, help="bag folder to create")
+    make.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    make.add_argument("--rate", type=float, default=30.0, help="frames per second of the recording")
+    make.add_argument("--compressed", action="store_true", help="jpeg CompressedImage instead of raw bgr8")
+
+    evaluate = commands.add_parser("eval", help="run a model over a bag offline and write a report folder")
+    evaluate.add_argument("bag", type=Path)
+    evaluate.add_argument("--preset", required=True)
+    evaluate.add_argument("--weights", type=Path, required=True)
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    evaluate.add_argument("--topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
+    evaluate.add_argument("--out", type=Path, help="report folder (default: <bag>_report next to the bag)")
+    evaluate.add_argument("--no-video", action="store_true", help="skip the overlay video")
+    return parser
+
+
+def _make(args: argparse.Namespace) -> int:
+    from clrkdnet_ros.bag.sources import read_source
+    from clrkdnet_ros.bag.writer import write_bag
+
+    source = read_source(args.kind, args.root, args.list)
+    count = write_bag(source, args.out, storage=args.storage, rate=args.rate, compressed=args.compressed)
+    print(f"wrote {count} frames ({source.format}) to {args.out}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from clrkdnet_ros.bag.bagfile import LaneBag
+    from clrkdnet_ros.bag.evaluate import evaluate_bag
+    from clrkdnet_ros.bag.report import OverlayVideo, write_report
+
+    out_dir = args.out or args.bag.parent / f"{args.bag.name}_report"
+    # The bag is checked before torch and the model are loaded: a bad bag fails at once.
+    with LaneBag(args.bag, args.topic) as bag:
+        from clrkdnet_core.inference import LaneDetector
+
+        if not args.weights.is_file():
+            raise CheckpointError(f"weights file not found: {args.weights}")
+        detector = LaneDetector.from_preset(args.preset, args.weights, device=args.device)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4")
+        try:
+            summary, rows = evaluate_bag(bag, detector, out_dir, on_frame=video)
+        finally:
+            if video is not None:
+                video.close()
+    summary["model"] = {
+        "preset": args.preset,
+        "weights": str(args.weights),
+        "weights_sha256": sha256(args.weights),
+        "backend": str(detector.backend),
+        "device": str(detector.device),
+    }
+    report = write_report(out_dir, summary, rows)
+    print(format_summary(report))
+    print(f"report: {out_dir / 'report.json'}")
+    return 0
+
+
+def format_summary(report: dict) -> str:
+    """One line: frames, the main metric (or why it was skipped) and the latency."""
+    latency = report["latency_ms"]
+    parts = [f"{report['frames']} frames"]
+    metrics = report["metrics"]
+    if metrics is None:
+        parts.append(f"metrics skipped: {report['metrics_skipped']}")
+    elif report["metric"] == "tusimple":
+        parts.append(f"TuSimple accuracy {metrics['accuracy']:.4f} F1 {_number(metrics['f1'])}")
+    else:
+        parts.append(f"CULane F1@50 {_number(metrics['f1@50'])} F1@75 {_number(metrics['f1@75'])}")
+    parts.append(f"latency p50 {latency['p50']:.1f} ms p95 {latency['p95']:.1f} ms ({report['fps']:.1f} FPS)")
+    return ", ".join(parts)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    return _make(args) if args.command == "make" else _eval(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m clrkdnet_ros.bag`` and of the ``lane_bag`` executable."""
+    return run_cli(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

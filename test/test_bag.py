@@ -1,0 +1,374 @@
+"""Bag tools: datasets -> rosbag2 bags (mcap and sqlite3, raw and compressed) -> offline evaluation."""
+
+import json
+import shutil
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+
+from clrkdnet_core.errors import DatasetError
+from clrkdnet_core.lane import Lane
+from clrkdnet_ros.bag.__main__ import format_summary, main
+from clrkdnet_ros.bag.bagfile import LaneBag
+from clrkdnet_ros.bag.evaluate import evaluate_bag, sample_at_rows
+from clrkdnet_ros.bag.report import OverlayVideo, write_report
+from clrkdnet_ros.bag.sources import read_source
+from clrkdnet_ros.bag.typestore import lane_typestore
+from clrkdnet_ros.bag.writer import write_bag
+
+CULANE_SIZE = (1640, 590)
+TUSIMPLE_SIZE = (1280, 720)
+H_SAMPLES = list(range(160, 720, 10))
+
+
+def road_lanes(frame: int, width: int, height: int, top: int) -> list[np.ndarray]:
+    """Three straight-ish lanes converging upwards, shifted a little every frame; (N,2) x,y bottom to top."""
+    ys = np.arange(height - 1, top, -10, dtype=np.float32)
+    lanes = []
+    for k, bottom in enumerate((0.3, 0.55, 0.8)):
+        xs = bottom * width + (ys - (height - 1)) * (0.8 - 0.6 * k) + 4 * frame
+        lanes.append(np.stack([xs, ys], axis=1))
+    return lanes
+
+
+def draw(lanes: list[np.ndarray], width: int, height: int, frame: int) -> np.ndarray:
+    image = np.full((height, width, 3), 50 + 10 * frame, np.uint8)
+    image[: height // 3] = (200, 150, 90)  # sky, so every frame differs in content as well as lanes
+    for lane in lanes:
+        cv2.polylines(image, [np.round(lane).astype(np.int32)], False, (255, 255, 255), 6)
+    return image
+
+
+@pytest.fixture(scope="module")
+def culane_root(tmp_path_factory):
+    """A 4-image CULane-layout set: images, .lines.txt, list/test.txt and two category lists."""
+    root = tmp_path_factory.mktemp("culane")
+    (root / "list" / "test_split").mkdir(parents=True)
+    entries = []
+    for i in range(4):
+        folder = root / "driver_100_30frame" / "clip.MP4"
+        folder.mkdir(parents=True, exist_ok=True)
+        lanes = road_lanes(i, *CULANE_SIZE, top=260)
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), draw(lanes, *CULANE_SIZE, i))
+        text = "\n".join(" ".join(f"{v:.3f}" for v in lane.ravel()) for lane in lanes) + "\n"
+        (folder / f"{i:05d}.lines.txt").write_text(text)
+        entries.append(f"/driver_100_30frame/clip.MP4/{i:05d}.jpg")
+    (root / "list" / "test.txt").write_text("\n".join(entries) + "\n")
+    (root / "list" / "test_split" / "test0_normal.txt").write_text("\n".join(entries[:3]) + "\n")
+    (root / "list" / "test_split" / "test6_curve.txt").write_text(entries[3] + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tusimple_root(tmp_path_factory):
+    """A 3-image TuSimple-layout set with a label file of JSON lines."""
+    root = tmp_path_factory.mktemp("tusimple")
+    labels = []
+    for i in range(3):
+        lanes = road_lanes(i, *TUSIMPLE_SIZE, top=150)
+        clip = root / "clips" / "0530" / f"clip{i}"
+        clip.mkdir(parents=True)
+        cv2.imwrite(str(clip / "20.jpg"), draw(lanes, *TUSIMPLE_SIZE, i))
+        xs = [sample_at_rows(Lane(lane[::-1], 1.0), tuple(H_SAMPLES)) for lane in lanes]
+        labels.append({"lanes": xs, "h_samples": H_SAMPLES, "raw_file": f"clips/0530/clip{i}/20.jpg"})
+    (root / "test_label.json").write_text("".join(json.dumps(label) + "\n" for label in labels))
+    return root
+
+
+@pytest.fixture(scope="module")
+def culane_bag(culane_root, tmp_path_factory):
+    bag = tmp_path_factory.mktemp("bags") / "culane_mcap"
+    write_bag(read_source("culane", culane_root), bag, storage="mcap")
+    return bag
+
+
+class NoLanes:
+    def detect(self, image):
+        return []
+
+
+class OracleDetector:
+    """Returns the bag's own GT for each image: a perfect model for checking the scoring."""
+
+    def __init__(self, bag_path):
+        with LaneBag(bag_path) as bag:
+            self.frames = {frame.image.tobytes(): frame for frame in bag.frames()}
+
+    def frame_of(self, image):
+        return self.frames[image.tobytes()]
+
+    def detect(self, image):
+        return self.frame_of(image).gt_lanes
+
+
+def sorted_by_bottom(lanes):
+    return sorted(lanes, key=lambda lane: lane.points[-1, 0])
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "compressed"])
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bag_round_trips_images_and_lanes(culane_root, tmp_path, storage, compressed):
+    source = read_source("culane", culane_root)
+    bag_path = tmp_path / "bag"
+    assert write_bag(source, bag_path, storage=storage, rate=20.0, compressed=compressed) == 4
+    assert list(bag_path.glob("*.mcap" if storage == "mcap" else "*.db3"))
+
+    with LaneBag(bag_path) as bag:
+        assert bag.image_topic == ("/camera/image_raw/compressed" if compressed else "/camera/image_raw")
+        assert bag.gt_topic == "/lanes_gt"
+        frames = list(bag.frames())
+    assert [frame.index for frame in frames] == [0, 1, 2, 3]
+    assert np.diff([frame.stamp_ns for frame in frames]).tolist() == [50_000_000] * 3
+    assert [frame.category for frame in frames] == ["normal", "normal", "normal", "curve"]
+    for frame, expected in zip(frames, source.frames, strict=True):
+        original = cv2.imread(str(expected.image_path))
+        if compressed:
+            assert np.abs(frame.image.astype(int) - original).mean() < 3.0
+        else:
+            np.testing.assert_array_equal(frame.image, original)
+        assert len(frame.gt_lanes) == 3
+        for got, want in zip(sorted_by_bottom(frame.gt_lanes), sorted_by_bottom(expected.lanes), strict=True):
+            np.testing.assert_allclose(got.points, want.points, atol=1e-3)
+
+
+def test_bag_has_camera_info_and_embedded_definitions(culane_bag):
+    """Any rosbags reader (no typestore of ours) can decode it: the bag carries its message definitions."""
+    with AnyReader([culane_bag]) as reader:
+        topics = {conn.topic: conn.msgtype for conn in reader.connections}
+        assert topics == {
+            "/camera/image_raw": "sensor_msgs/msg/Image",
+            "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
+            "/lanes_gt": "clrkdnet_msgs/msg/LaneArray",
+        }
+        info_conn = next(c for c in reader.connections if c.topic == "/camera/camera_info")
+        _, _, raw = next(reader.messages(connections=[info_conn]))
+        info = reader.deserialize(raw, info_conn.msgtype)
+    assert (info.width, info.height) == CULANE_SIZE
+    assert info.header.frame_id == "camera"
+
+
+def test_tusimple_source_round_trips(tusimple_root, tmp_path):
+    source = read_source("tusimple", tusimple_root)
+    assert [frame.image_path.parent.name for frame in source.frames] == ["clip0", "clip1", "clip2"]
+    write_bag(source, tmp_path / "bag", storage="sqlite3")
+    with LaneBag(tmp_path / "bag") as bag:
+        frame = next(bag.frames())
+    assert frame.image.shape == (720, 1280, 3)
+    assert len(frame.gt_lanes) == 3
+
+
+def test_eval_of_ground_truth_scores_perfectly_culane(culane_bag, tmp_path):
+    with LaneBag(culane_bag) as bag:
+        video = OverlayVideo(tmp_path / "overlay.mp4")
+        summary, rows = evaluate_bag(bag, OracleDetector(culane_bag), tmp_path, on_frame=video)
+        video.close()
+    summary["model"] = {"preset": "oracle"}
+    report = write_report(tmp_path, summary, rows)
+
+    assert report["metric"] == "culane"
+    metrics = report["metrics"]
+    assert (metrics["tp"], metrics["fp"], metrics["fn"]) == (12, 0, 0)
+    assert metrics["f1@50"] == metrics["f1@75"] == 1.0
+    assert report["per_category"]["normal"]["tp"] == 9
+    assert report["per_category"]["curve"]["f1"] == 1.0
+    assert report["frames"] == 4 and report["image_size"] == list(CULANE_SIZE)
+    assert report["latency_ms"]["p95"] >= report["latency_ms"]["p50"] >= 0
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["metrics"]["f1"] == 1.0
+    assert set(saved["files"]) == {"frames_csv", "latency_plot", "score_plot", "overlay_video"}
+    for name in saved["files"].values():
+        assert (tmp_path / name).stat().st_size > 0
+    csv_lines = (tmp_path / "frames.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("index,stamp_ns,latency_ms,num_pred,num_gt,tp,fp,fn,f1")
+    assert len(csv_lines) == 5
+    capture = cv2.VideoCapture(str(tmp_path / "overlay.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    capture.release()
+    assert "F1@50 1.0000" in format_summary(report)
+
+
+def test_eval_of_ground_truth_scores_perfectly_tusimple(tusimple_root, tmp_path):
+    write_bag(read_source("tusimple", tusimple_root), tmp_path / "bag")
+    with LaneBag(tmp_path / "bag") as bag:
+        summary, rows = evaluate_bag(bag, OracleDetector(tmp_path / "bag"), tmp_path / "report")
+    assert summary["metric"] == "tusimple"
+    assert summary["metrics"]["accuracy"] == pytest.approx(1.0)
+    assert (summary["metrics"]["fp"], summary["metrics"]["fn"], summary["metrics"]["f1"]) == (0.0, 0.0, 1.0)
+    assert [row.accuracy for row in rows] == [1.0, 1.0, 1.0]
+
+
+def test_eval_counts_misses_and_false_lanes(culane_bag, tmp_path):
+    """A model that finds only the left lane, shifted far off in the last frame, is scored accordingly."""
+
+    class LeftLaneOnly(OracleDetector):
+        def detect(self, image):
+            frame = self.frame_of(image)
+            left = sorted_by_bottom(frame.gt_lanes)[0]
+            shift = 400.0 if frame.index == 3 else 0.0
+            return [Lane(left.points + np.float32([shift, 0.0]), 0.9)]
+
+    with LaneBag(culane_bag) as bag:
+        summary, rows = evaluate_bag(bag, LeftLaneOnly(culane_bag), tmp_path)
+    assert [(row.tp, row.fp, row.fn) for row in rows] == [(1, 0, 2)] * 3 + [(0, 1, 3)]
+    assert (summary["metrics"]["tp"], summary["metrics"]["fp"], summary["metrics"]["fn"]) == (3, 1, 9)
+    assert summary["metrics"]["precision"] == 0.75 and summary["metrics"]["recall"] == 0.25
+
+
+def test_bag_without_ground_truth_skips_metrics(culane_root, tmp_path):
+    source = read_source("culane", culane_root)
+    bag_path = tmp_path / "no_gt"
+    write_bag(source, bag_path, storage="sqlite3")
+    # Drop the GT topic the way a plain `ros2 bag record /camera/image_raw` bag would lack it.
+    with sqlite3.connect(next(bag_path.glob("*.db3"))) as db:
+        (topic_id,) = db.execute("SELECT id FROM topics WHERE name = '/lanes_gt'").fetchone()
+        db.execute("DELETE FROM messages WHERE topic_id = ?", (topic_id,))
+        db.execute("DELETE FROM topics WHERE id = ?", (topic_id,))
+    metadata = bag_path / "metadata.yaml"
+    text = metadata.read_text()
+    metadata.write_text(_drop_topic_from_metadata(text, "/lanes_gt"))
+
+    with LaneBag(bag_path) as bag:
+        assert bag.gt_topic is None
+        summary, rows = evaluate_bag(bag, NoLanes(), tmp_path / "report")
+    assert summary["metrics"] is None and "lanes_gt" in summary["metrics_skipped"]
+    assert len(rows) == 4 and all(row.num_gt is None for row in rows)
+    summary["model"] = {}
+    report = write_report(tmp_path / "report", summary, rows)
+    assert "metrics skipped" in format_summary(report)
+    assert "score_plot" not in report["files"]
+
+
+def _drop_topic_from_metadata(text: str, topic: str) -> str:
+    import yaml
+
+    data = yaml.safe_load(text)
+    info = data["rosbag2_bagfile_information"]
+    dropped = [t for t in info["topics_with_message_count"] if t["topic_metadata"]["name"] == topic]
+    info["topics_with_message_count"] = [t for t in info["topics_with_message_count"] if t not in dropped]
+    info["message_count"] -= sum(t["message_count"] for t in dropped)
+    for entry in info.get("files", []):
+        entry["message_count"] -= sum(t["message_count"] for t in dropped)
+    return yaml.safe_dump(data)
+
+
+def bad_bags(tmp_path, culane_bag):
+    """name -> (bag path, expected part of the one-line error)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    empty = tmp_path / "empty"
+    with Writer(empty, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=lane_typestore())
+
+    no_images = tmp_path / "no_images"
+    with Writer(no_images, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        typestore = lane_typestore()
+        conn = writer.add_connection("/lanes_gt", "clrkdnet_msgs/msg/LaneArray", typestore=typestore)
+        lane_array = typestore.types["clrkdnet_msgs/msg/LaneArray"]
+        header = typestore.types["std_msgs/msg/Header"]
+        stamp = typestore.types["builtin_interfaces/msg/Time"]
+        msg = lane_array(header(stamp(0, 0), "camera"), 1640, 590, "", [])
+        writer.write(conn, 1, typestore.serialize_cdr(msg, "clrkdnet_msgs/msg/LaneArray"))
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(culane_bag, truncated)
+    mcap = next(truncated.glob("*.mcap"))
+    with mcap.open("r+b") as stream:
+        stream.truncate(mcap.stat().st_size // 2)
+
+    return {
+        "missing": (tmp_path / "does_not_exist", "bag not found"),
+        "empty": (empty, "contains no messages"),
+        "no_images": (no_images, "has no sensor_msgs/Image or CompressedImage topic"),
+        "truncated": (truncated, "damaged, truncated"),
+        "wrong_topic": (culane_bag, "has no image topic '/front/image'"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no_images", "truncated", "wrong_topic"])
+def test_bad_bags_give_one_clear_message(case, culane_bag, tmp_path, capsys):
+    path, expected = bad_bags(tmp_path, culane_bag)[case]
+    weights = tmp_path / "never_loaded.pth"
+    weights.write_bytes(b"")  # the bag is checked before the model is loaded
+    argv = ["eval", str(path), "--preset", "clrkdnet_resnet18_culane", "--weights", str(weights)]
+    if case == "wrong_topic":
+        argv += ["--topic", "/front/image"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and expected in err
+    assert "\n" not in err
+
+
+def test_make_cli_and_its_errors(culane_root, tmp_path, capsys):
+    out = tmp_path / "cli_bag"
+    argv = ["make", "--from", "synthetic", str(culane_root), "--out", str(out), "--storage", "sqlite3"]
+    assert main(argv) == 0
+    assert "wrote 4 frames (culane)" in capsys.readouterr().out
+    assert main(argv) == 2  # never overwrites
+    assert "exists already" in capsys.readouterr().err
+    missing_list = ["make", "--from", "culane", str(culane_root), "--list", str(tmp_path / "x.txt")]
+    assert main([*missing_list, "--out", str(tmp_path / "b2")]) == 2
+    assert "list file not found" in capsys.readouterr().err
+    assert not (tmp_path / "b2").exists()
+
+
+def test_unreadable_image_leaves_no_half_written_bag(culane_root, tmp_path):
+    source = read_source("culane", culane_root)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    frames = [*source.frames[:2], type(source.frames[0])(broken, [], None)]
+    with pytest.raises(DatasetError, match="cannot read image"):
+        write_bag(type(source)("culane", frames), tmp_path / "bag")
+    assert not (tmp_path / "bag").exists()
+
+
+def test_make_from_the_synthetic_generator(tmp_path):
+    """Both generator layouts are recognised; GT lanes and CULane categories carry over into the bag."""
+    from clrkdnet_core.data.synthetic import generate_dataset
+
+    for fmt, storage, compressed in (("culane", "sqlite3", False), ("tusimple", "mcap", True)):
+        root = generate_dataset(
+            tmp_path / fmt, fmt, n=4, seed=3, sequence=True, split=(0, 0, 1), progress=False
+        )
+        source = read_source("synthetic", root)
+        assert source.format == fmt and len(source.frames) == 4
+        write_bag(source, tmp_path / f"{fmt}_bag", storage=storage, compressed=compressed)
+        with LaneBag(tmp_path / f"{fmt}_bag") as bag:
+            frames = list(bag.frames())
+        assert [len(frame.gt_lanes) for frame in frames] == [len(frame.lanes) for frame in source.frames]
+        if fmt == "culane":
+            assert all(frame.category for frame in frames)
+
+
+def test_eval_cli_with_a_model_writes_the_report(culane_root, tmp_path, capsys):
+    import hashlib
+
+    import torch
+
+    from clrkdnet_core import build_model
+    from clrkdnet_core.checkpoint import save_checkpoint
+
+    source = read_source("culane", culane_root)
+    bag_path = tmp_path / "two_frames"
+    write_bag(type(source)("culane", source.frames[:2]), bag_path)
+    weights = tmp_path / "random.pth"
+    torch.manual_seed(0)
+    save_checkpoint(weights, build_model("clrkdnet_resnet18_culane"), preset="clrkdnet_resnet18_culane")
+
+    argv = ["eval", str(bag_path), "--preset", "clrkdnet_resnet18_culane", "--weights", str(weights)]
+    assert main([*argv, "--device", "cpu", "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "2 frames, CULane F1@50" in printed and "latency p50" in printed
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["model"] == {
+        "preset": "clrkdnet_resnet18_culane",
+        "weights": str(weights),
+        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "backend": "torch",
+        "device": "cpu",
+    }
+    assert report["metric"] == "culane" and report["metrics"]["fn"] + report["metrics"]["tp"] == 6
+    assert report["per_category"] == {"normal": report["per_category"]["normal"]}
+    assert (tmp_path / "report" / "overlay.mp4").stat().st_size > 0
