@@ -55,6 +55,68 @@ class FrameResult:
     category: str | None = None
 
 
+class Scorer:
+    """Scores frames one at a time against their GT and sums them up into the report's summary."""
+
+    def __init__(self, bag: LaneBag, out_dir: Path) -> None:
+        self.bag = bag
+        self.out_dir = Path(out_dir)
+        self.rows: list[FrameResult] = []
+        self.metric: str | None = None
+        self.image_size: list[int] | None = None
+        self._matches: list[ImageMatch] = []
+        self._tusimple_lines: list[tuple[dict, dict]] = []
+
+    def add(self, frame: BagFrame, lanes: list[Lane], latency_ms: float) -> FrameResult:
+        """Score one frame's predicted ``lanes`` (found in ``latency_ms``)."""
+        row = FrameResult(frame.index, frame.stamp_ns, latency_ms, len(lanes), category=frame.category)
+        if self.metric is None:
+            height, width = frame.image.shape[:2]
+            self.image_size = [width, height]
+            self.metric = "tusimple" if (width, height) == TUSIMPLE_SIZE else "culane"
+        if frame.gt_lanes is not None:
+            row.num_gt = len(frame.gt_lanes)
+            if self.metric == "tusimple":
+                self._tusimple_lines.append(_tusimple_frame(frame, lanes, row))
+            else:
+                self._matches.append(_culane_frame(frame, lanes, row))
+        self.rows.append(row)
+        return row
+
+    def summary(self) -> dict:
+        """Bag, topics, frame count, latency statistics and the metrics (or why they were skipped)."""
+        latency = latency_stats([row.latency_ms for row in self.rows])
+        summary = {
+            "bag": str(self.bag.path),
+            "image_topic": self.bag.image_topic,
+            "gt_topic": self.bag.gt_topic,
+            "image_size": self.image_size,
+            "frames": len(self.rows),
+            "latency_ms": latency,
+            "fps": 1000.0 / latency["mean"] if self.rows else None,
+            "metric": None,
+            "metrics": None,
+            "metrics_skipped": None,
+            "per_category": None,
+        }
+        if self.bag.gt_topic is None:
+            summary["metrics_skipped"] = (
+                "the bag has no clrkdnet_msgs/LaneArray ground-truth topic (lanes_gt)"
+            )
+        elif not self.rows:
+            summary["metrics_skipped"] = "no frame was scored"
+        elif self.metric == "tusimple":
+            summary.update(metric=self.metric, metrics=_tusimple_summary(self._tusimple_lines, self.out_dir))
+        else:
+            scored = [row for row in self.rows if row.num_gt is not None]
+            summary.update(
+                metric=self.metric,
+                metrics=_culane_summary(self._matches),
+                per_category=_per_category(scored, self._matches),
+            )
+        return summary
+
+
 def evaluate_bag(
     bag: LaneBag,
     detector: Detector,
@@ -68,46 +130,16 @@ def evaluate_bag(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"bag": str(bag.path), "image_topic": bag.image_topic, "gt_topic": bag.gt_topic}
-    rows: list[FrameResult] = []
-    matches: list[ImageMatch] = []
-    tusimple_lines: list[tuple[dict, dict]] = []
-    metric = None
+    scorer = Scorer(bag, out_dir)
     for frame in tqdm(bag.frames(), total=bag.num_frames, desc="evaluating", unit="frame"):
-        if metric is None:
+        if frame.index == 0:
             detector.detect(frame.image)  # warm-up, untimed: lazy initialisation is not per-frame latency
         start = time.perf_counter()
         lanes = detector.detect(frame.image)
-        latency_ms = (time.perf_counter() - start) * 1000.0
-        row = FrameResult(frame.index, frame.stamp_ns, latency_ms, len(lanes), category=frame.category)
-        height, width = frame.image.shape[:2]
-        if metric is None:
-            summary["image_size"] = [width, height]
-            metric = "tusimple" if (width, height) == TUSIMPLE_SIZE else "culane"
-        if frame.gt_lanes is not None:
-            row.num_gt = len(frame.gt_lanes)
-            if metric == "tusimple":
-                tusimple_lines.append(_tusimple_frame(frame, lanes, row))
-            else:
-                matches.append(_culane_frame(frame, lanes, row))
-        rows.append(row)
+        scorer.add(frame, lanes, (time.perf_counter() - start) * 1000.0)
         if on_frame is not None:
             on_frame(frame, lanes)
-    summary["frames"] = len(rows)
-    summary["latency_ms"] = latency_stats([row.latency_ms for row in rows])
-    summary["fps"] = 1000.0 / summary["latency_ms"]["mean"] if rows else None
-    if bag.gt_topic is None:
-        summary.update(metric=None, metrics=None, per_category=None)
-        summary["metrics_skipped"] = "the bag has no clrkdnet_msgs/LaneArray ground-truth topic (lanes_gt)"
-    elif metric == "tusimple":
-        summary.update(
-            metric="tusimple", metrics=_tusimple_summary(tusimple_lines, out_dir), per_category=None
-        )
-    else:
-        summary.update(
-            metric="culane", metrics=_culane_summary(matches), per_category=_per_category(rows, matches)
-        )
-    return summary, rows
+    return scorer.summary(), scorer.rows
 
 
 def latency_stats(latencies_ms: list[float]) -> dict:
@@ -151,11 +183,10 @@ def _culane_summary(matches: list[ImageMatch]) -> dict:
     }
 
 
-def _per_category(rows: list[FrameResult], matches: list[ImageMatch]) -> dict | None:
+def _per_category(scored: list[FrameResult], matches: list[ImageMatch]) -> dict | None:
     """CULane results per category (summed counts at IoU 0.5) for frames whose category is known."""
-    with_gt = [row for row in rows if row.num_gt is not None]
     by_category: dict[str, list] = {}
-    for row, match in zip(with_gt, matches, strict=True):
+    for row, match in zip(scored, matches, strict=True):
         if row.category:
             by_category.setdefault(row.category, []).append(match)
     if not by_category:
