@@ -74,9 +74,9 @@ def test_tusimple_line_hand_checked():
 
 
 def test_tusimple_negative_x_becomes_minus_two(tmp_path):
-    line = json.loads(tusimple_prediction_line("a.jpg", [_lane([[-100, 300], [100, 700]])], 1.0))
+    line = json.loads(tusimple_prediction_line("a.jpg", [_lane([[-101, 300], [100, 700]])], 1.0))
     (lane,) = line["lanes"]
-    xs = -100 + 0.5 * (np.arange(160, 720, 10) - 300)
+    xs = -101 + 201 / 400 * (np.arange(160, 720, 10) - 300)  # −0.5 at y = 500, 4.525 at 510
     h = np.arange(160, 720, 10)
     valid = (h >= 300 - 7.2) & (h <= 700 + 7.2) & (xs >= 0)
     assert [x for x, v in zip(lane, valid, strict=True) if not v] == [-2] * int((~valid).sum())
