@@ -16,6 +16,7 @@ Topics (relative, so ``__ns``/launch namespaces and remapping work):
   ``~/debug/pipeline_latency_ms``, ``/diagnostics``; service ``~/enable`` (``std_srvs/SetBool``).
 """
 
+import logging
 import math
 import sys
 import threading
@@ -212,32 +213,6 @@ def _image_qos(name: str) -> QoSProfile:
     )
 
 
-def _resolve_device(requested: str) -> tuple[str, str | None]:
-    """The device to run on and a warning when the requested CUDA device is not available."""
-    import torch
-
-    if requested == "auto":
-        return ("cuda" if torch.cuda.is_available() else "cpu"), None
-    if requested == "cpu":
-        return "cpu", None
-    if requested.startswith("cuda"):
-        index = requested.partition(":")[2] or "0"
-        if not index.isdigit():
-            raise InputError(
-                f"parameter 'device': invalid value {requested!r}; use auto, cpu, cuda or cuda:N"
-            )
-        if not torch.cuda.is_available():
-            return "cpu", f"device {requested!r} requested but CUDA is not available; running on the CPU"
-        if int(index) >= torch.cuda.device_count():
-            count = torch.cuda.device_count()
-            return (
-                "cpu",
-                f"device {requested!r} requested but only {count} CUDA device(s) exist; running on the CPU",
-            )
-        return requested, None
-    raise InputError(f"parameter 'device': invalid value {requested!r}; use auto, cpu, cuda or cuda:N")
-
-
 def _load_overlay_drawer():
     """``clrkdnet_core.visualization.draw_lanes`` when that module exists, else None (no debug image)."""
     try:
@@ -341,11 +316,12 @@ class LaneDetectorNode(LifecycleNode):
                 raise InputError(
                     f"parameter '{name}': invalid value {value!r}; use one of {', '.join(choices)}"
                 )
-        device, warning = _resolve_device(self.get_parameter("device").value)
-        if warning:
-            self.get_logger().warn(warning)
+        # LaneDetector falls back to the CPU (with a warning, see _forward_core_logs) when CUDA is missing.
         detector = LaneDetector.from_preset(
-            preset, weights, device=device, backend=self.get_parameter("backend").value
+            preset,
+            weights,
+            device=self.get_parameter("device").value,
+            backend=self.get_parameter("backend").value,
         )
         # Thresholds left unset take the preset's values; writing them back shows them in `ros2 param get`.
         overrides = {
@@ -419,7 +395,7 @@ class LaneDetectorNode(LifecycleNode):
             image = compressed_to_bgr(msg) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
         except InputError as exc:
             self._stats.bad_frame()
-            self.get_logger().warn(f"skipping frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            self.get_logger().warning(f"skipping frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
             return
         with self._detector_lock:
             detector = self._detector
@@ -453,7 +429,7 @@ class LaneDetectorNode(LifecycleNode):
         if info is None:
             return None
         if (info.width, info.height) != (width, height):
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"camera_info is for {info.width}x{info.height} images but the image is {width}x{height}; "
                 "ignoring camera_info",
                 throttle_duration_sec=LOG_THROTTLE_S,
@@ -462,7 +438,7 @@ class LaneDetectorNode(LifecycleNode):
         try:
             return CameraIntrinsics.from_camera_info(info)
         except InputError as exc:
-            self.get_logger().warn(f"ignoring camera_info: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            self.get_logger().warning(f"ignoring camera_info: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
             return None
 
     def _on_processing_error(self, exc: BaseException) -> None:
@@ -474,7 +450,7 @@ class LaneDetectorNode(LifecycleNode):
     def _on_incompatible_qos(self, event: Any) -> None:
         policy = qos_policy_name_from_kind(event.last_policy_kind)
         hint = " (a best-effort publisher needs image_qos:=sensor_data)" if policy == "RELIABILITY" else ""
-        self.get_logger().warn(
+        self.get_logger().warning(
             f"a publisher offers QoS incompatible with this subscription (policy {policy}); "
             f"its messages are not received{hint}"
         )
@@ -541,10 +517,35 @@ class LaneDetectorNode(LifecycleNode):
         self._diagnostics_pub.publish(msg)
 
 
+class _RosLogHandler(logging.Handler):
+    """Sends Python ``logging`` records to a ROS logger, so clrkdnet_core's messages reach /rosout."""
+
+    def __init__(self, ros_logger: Any) -> None:
+        super().__init__()
+        self._ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self._ros_logger.error(record.getMessage())
+        elif record.levelno >= logging.WARNING:
+            self._ros_logger.warning(record.getMessage())
+        else:
+            self._ros_logger.info(record.getMessage())
+
+
+def _forward_core_logs(node: LaneDetectorNode) -> None:
+    """clrkdnet_core reports e.g. a CPU fallback or an engine build with ``logging``: show them in ROS."""
+    core_logger = logging.getLogger("clrkdnet_core")
+    core_logger.addHandler(_RosLogHandler(node.get_logger()))
+    core_logger.setLevel(logging.INFO)
+    core_logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ros2 run clrkdnet_ros lane_detector``; 1 when auto-start cannot load the model."""
     rclpy.init(args=argv)
     node = LaneDetectorNode()
+    _forward_core_logs(node)
     try:
         if node.get_parameter("auto_start").value:
             for transition in (node.trigger_configure, node.trigger_activate):
