@@ -38,7 +38,7 @@ def random_lanes(rng: np.random.Generator, n: int, spread: float = 60.0) -> tupl
 
 def test_overlap_matrix_equals_pytorch_rule():
     rng = np.random.default_rng(1)
-    for _ in range(20):
+    for _ in range(10):
         n = int(rng.integers(1, 70))
         lanes, _ = random_lanes(rng, n, spread=float(rng.choice([5.0, 40.0, 120.0])))
         threshold = float(rng.choice([50.0, 15.0, 100.0]))
@@ -61,8 +61,8 @@ def test_threshold_boundary_decided_like_the_kernel():
 @pytest.mark.parametrize("top_k", [4, 1, 0])
 def test_single_image_nms_equals_lane_nms(top_k):
     rng = np.random.default_rng(top_k + 10)
-    for _ in range(25):
-        lanes, scores = random_lanes(rng, int(rng.integers(0, 60)))
+    for _ in range(12):
+        lanes, scores = random_lanes(rng, int(rng.integers(0, 40)))
         got = nms_triton.triton_lane_nms(lanes, scores, 50.0, top_k)
         expected = nms.lane_nms(lanes, scores, 50.0, top_k)
         assert got.tolist() == expected.tolist()
@@ -70,12 +70,12 @@ def test_single_image_nms_equals_lane_nms(top_k):
 
 def test_batched_nms_with_eligibility_equals_pytorch():
     rng = np.random.default_rng(7)
-    for _ in range(10):
-        batch, n = int(rng.integers(1, 4)), int(rng.integers(1, 192))
+    for case in range(4):
+        batch, n = (2, 192) if case == 0 else (int(rng.integers(1, 4)), int(rng.integers(1, 100)))
         pairs = [random_lanes(rng, n) for _ in range(batch)]
         lanes = torch.stack([lane for lane, _ in pairs])
         scores = torch.stack([score for _, score in pairs])
-        eligible = torch.from_numpy(rng.random((batch, n)) < 0.5).to(DEVICE)
+        eligible = torch.from_numpy(rng.random((batch, n)) < 0.3).to(DEVICE)
         keep, count = nms_triton.lane_nms_batched(lanes, scores, eligible, 50.0, 5)
         expected_keep, expected_count = nms.lane_nms_batched(lanes, scores, eligible, 50.0, 5)
         assert torch.equal(keep, expected_keep)

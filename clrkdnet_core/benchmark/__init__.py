@@ -46,7 +46,7 @@ class Settings:
 
     @classmethod
     def for_run(cls, quick: bool) -> "Settings":
-        return cls({1: 5, 8: 2}, 1) if quick else cls({1: 12, 8: 3}, 2)
+        return cls({1: 4, 8: 1}, 1) if quick else cls({1: 10, 8: 2}, 1)
 
 
 def measure_interleaved(

@@ -65,13 +65,16 @@ def _overlap_kernel(
 
 
 @triton.jit
-def _greedy_kernel(overlap_ptr, eligible_ptr, keep_ptr, count_ptr, n, top_k, BLOCK: tl.constexpr):
+def _greedy_kernel(
+    overlap_ptr, eligible_ptr, num_eligible_ptr, keep_ptr, count_ptr, n, top_k, BLOCK: tl.constexpr
+):
     image = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     in_range = cols < n
     removed = tl.load(eligible_ptr + image * n + cols, mask=in_range, other=0) == 0
     count = tl.zeros((), dtype=tl.int32)
-    for i in range(n):
+    # Eligible lanes come first in the visiting order; the ineligible tail can never be kept.
+    for i in range(tl.load(num_eligible_ptr + image)):
         removed_i = tl.sum(tl.where(cols == i, removed.to(tl.int32), 0))
         take = (removed_i == 0) & (count < top_k)
         row = tl.load(overlap_ptr + (image * n + i) * n + cols, mask=in_range, other=0) != 0
@@ -145,7 +148,10 @@ def lane_nms_batched(
     overlap = overlap_matrix(sorted_lanes, overlap_threshold).to(torch.int8)
     kept_positions = torch.full((batch, width), -1, dtype=torch.int32, device=lanes.device)
     block = max(16, triton.next_power_of_2(n))
-    _greedy_kernel[(batch,)](overlap, sorted_eligible, kept_positions, count, n, width, BLOCK=block)
+    num_eligible = sorted_eligible.sum(dim=1, dtype=torch.int32)
+    _greedy_kernel[(batch,)](
+        overlap, sorted_eligible, num_eligible, kept_positions, count, n, width, BLOCK=block
+    )
     kept = kept_positions >= 0
     keep = torch.where(kept, torch.gather(order, 1, kept_positions.clamp(min=0).long()), keep)
     return keep, count.long()
