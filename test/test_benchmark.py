@@ -1,0 +1,38 @@
+"""Benchmark machinery: interleaved timing, statistics, optional sections, synthetic predictions."""
+
+import torch
+
+from clrkdnet_core.benchmark import Timing, measure_interleaved, timing_table
+from clrkdnet_core.benchmark.__main__ import _optional_section
+
+
+def test_interleaved_order_rotates_and_counts_only_timed_iterations():
+    calls = []
+    contenders = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    timings = measure_interleaved(contenders, iterations=3, warmup=1, batch=2)
+    assert calls == list("abcbcacababc")
+    assert all(len(t.samples_ms) == 3 and t.batch == 2 for t in timings.values())
+
+
+def test_timing_statistics_and_ratio_table():
+    timing = Timing(tuple(float(v) for v in range(1, 21)), batch=4)
+    assert timing.p50 == 10.5
+    assert timing.p95 == 19.0
+    assert timing.fps == 4000.0 / 10.5
+    table = timing_table([("fast", Timing((5.0,), 1)), ("slow", Timing((10.0,), 1))], baseline="slow")
+    assert table[2].endswith("| 0.50 |") and table[3].endswith("| 1.00 |")
+
+
+def test_missing_optional_section_is_reported_not_fatal():
+    lines = _optional_section("no_such_section_module", "section", "Something")
+    assert lines[0] == "## Something" and "section not available" in lines
+
+
+def test_synthetic_predictions_have_the_requested_candidates():
+    from clrkdnet_core.benchmark.postprocess import synthetic_predictions
+
+    priors = torch.zeros((192, 78))
+    pred = synthetic_predictions(priors, batch=3, candidates=48)
+    scores = torch.softmax(pred[..., :2], dim=-1)[..., 1]
+    assert pred.shape == (3, 192, 78)
+    assert (scores >= 0.4).sum(dim=1).tolist() == [48, 48, 48]
