@@ -6,6 +6,7 @@ import torch
 
 from clrkdnet_core.postprocess.nms import (
     ROW_WIDTH,
+    greedy_keep,
     kernel_row_limits,
     lane_nms,
     lane_nms_batched,
@@ -145,6 +146,17 @@ def test_nms_equals_reference_on_random_cases(seed: int):
         lanes, scores = cases[i]
         kept = lane_nms(torch.from_numpy(lanes), torch.from_numpy(scores), thresholds[i], top_ks[i])
         assert kept.tolist() == reference_lane_nms(lanes, scores, thresholds[i], top_ks[i]).tolist()
+
+
+def test_full_matrix_and_kept_rows_greedy_passes_agree():
+    # The GPU computes the whole overlap matrix, the CPU only the rows of kept lanes: same lanes either way.
+    rng = np.random.default_rng(5)
+    lanes = torch.from_numpy(np.stack([random_lanes(rng, 16)[0] for _ in range(64)]))
+    eligible = torch.from_numpy(rng.random((64, 16)) < 0.8)
+    for top_k in (1, 4, 0):
+        rows_only = greedy_keep(lanes, eligible, THRESHOLD, top_k, full_matrix=False)
+        assert torch.equal(greedy_keep(lanes, eligible, THRESHOLD, top_k, full_matrix=True), rows_only)
+        assert (rows_only >= 0).sum() >= 64
 
 
 def test_ineligible_lanes_are_never_kept_nor_suppress():

@@ -42,6 +42,43 @@ def kernel_row_limits(lanes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return start.long(), end.long()
 
 
+def _overlaps(
+    a: torch.Tensor,
+    a_rows: tuple[torch.Tensor, torch.Tensor],
+    b: torch.Tensor,
+    b_rows: tuple[torch.Tensor, torch.Tensor],
+    overlap_threshold: float,
+) -> torch.Tensor:
+    """The kernel's ``devIoU`` of lanes ``a`` and ``b``: broadcasting (..., 77) rows and their row limits."""
+    common_start = torch.maximum(a_rows[0], b_rows[0])
+    common_end = torch.minimum(a_rows[1], b_rows[1]).clamp(max=N_OFFSETS - 1)
+    first_col = (common_start + 5) & 0xFF  # the kernel's loop index is an unsigned char
+    last_col = common_end + 5
+
+    col = torch.arange(ROW_WIDTH, device=a.device)
+    outside = (col < first_col[..., None]) | (col > last_col[..., None])
+    # Adding 0.0 outside the kernel's column range leaves its float32 sum unchanged.
+    dist = _sum_in_order((a - b).abs_().masked_fill_(outside, 0.0))
+    limit = (common_end - common_start + 1).float() * float(np.float32(overlap_threshold))
+    return (common_end >= common_start) & (dist < limit)
+
+
+def _sum_in_order(terms: torch.Tensor) -> torch.Tensor:
+    """Float32 sum over the last axis, added left to right like the kernel's loop.
+
+    Reductions that regroup the additions (or accumulate in double, as torch's CPU cumsum does) can flip
+    decisions that sit on the threshold. numpy's add.accumulate is strictly sequential in float32, so the CPU
+    takes it in one call; on other devices each column is added as one vectorised step.
+    """
+    if terms.device.type == "cpu":
+        return torch.from_numpy(np.add.accumulate(terms.numpy(), axis=-1, dtype=np.float32)[..., -1].copy())
+    columns = terms.movedim(-1, 0).contiguous()
+    dist = torch.zeros_like(columns[0])
+    for column in columns:
+        dist += column
+    return dist
+
+
 def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tensor:
     """(B, N, N) bool: whether lanes ``i`` and ``j`` of each image overlap under the kernel's rule.
 
@@ -49,43 +86,54 @@ def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tenso
     """
     lanes = lanes.float()
     start, end = kernel_row_limits(lanes)
-    common_start = torch.maximum(start[:, :, None], start[:, None, :])
-    common_end = torch.minimum(end[:, :, None], end[:, None, :]).clamp(max=N_OFFSETS - 1)
-    first_col = (common_start + 5) & 0xFF  # the kernel's loop index is an unsigned char
-    last_col = common_end + 5
-
-    # (77, B, N, N) so that each column the loop adds below is one contiguous slice.
-    columns = lanes.permute(2, 0, 1)
-    terms = (columns[:, :, :, None] - columns[:, :, None, :]).abs_()
-    col = torch.arange(ROW_WIDTH, device=lanes.device).view(-1, 1, 1, 1)
-    outside = (col < first_col) | (col > last_col)
-    terms.masked_fill_(outside, 0.0)
-    # A float32 sum in the kernel's order: torch reductions would regroup the additions (or accumulate in
-    # double on CPU) and flip decisions that sit on the threshold. Adding 0.0 outside the range is exact.
-    dist = torch.zeros_like(terms[0])
-    for column in terms:
-        dist += column
-
-    limit = (common_end - common_start + 1).float() * float(np.float32(overlap_threshold))
-    return (common_end >= common_start) & (dist < limit)
+    return _overlaps(
+        lanes[:, :, None],
+        (start[:, :, None], end[:, :, None]),
+        lanes[:, None],
+        (start[:, None], end[:, None]),
+        overlap_threshold,
+    )
 
 
-def greedy_keep(overlap: torch.Tensor, eligible: torch.Tensor, top_k: int) -> torch.Tensor:
+def greedy_keep(
+    sorted_lanes: torch.Tensor,
+    eligible: torch.Tensor,
+    overlap_threshold: float,
+    top_k: int,
+    full_matrix: bool | None = None,
+) -> torch.Tensor:
     """Greedy pass over lanes sorted by score: (B, K) positions of the kept lanes, -1 where fewer were kept.
 
-    ``overlap`` is (B, N, N) bool and ``eligible`` (B, N) bool, both in visiting order. Each of the K steps
-    keeps the first remaining lane and removes the lanes it overlaps; nothing reads values back to the host.
+    ``sorted_lanes`` is (B, N, 77) and ``eligible`` (B, N) bool, both in visiting order. Each of the K steps
+    keeps the first remaining lane and removes the lanes it overlaps. ``full_matrix`` (default: off the CPU)
+    computes the whole overlap matrix at once, parallel work in few kernel launches, and reads nothing back
+    to the host; otherwise only the rows of the kept lanes are computed, and on the CPU the pass stops once
+    no lane remains. Both give the same lanes.
     """
     batch, n = eligible.shape
+    device = eligible.device
+    on_cpu = device.type == "cpu"
+    sorted_lanes = sorted_lanes.float()
+    rows = kernel_row_limits(sorted_lanes)
+    full_matrix = not on_cpu if full_matrix is None else full_matrix
+    overlap = overlap_matrix(sorted_lanes, overlap_threshold) if full_matrix else None
     steps = n if top_k < 1 else min(top_k, n)
-    keep = torch.full((batch, steps), -1, dtype=torch.long, device=eligible.device)
+    keep = torch.full((batch, steps), -1, dtype=torch.long, device=device)
     alive = eligible.clone()
-    positions = torch.arange(n, device=eligible.device)
+    positions = torch.arange(n, device=device)
     for step in range(steps):
         found = alive.any(dim=1)
+        if on_cpu and not found.any():
+            break
         first = alive.to(torch.uint8).argmax(dim=1)  # argmax returns the first maximal position
         keep[:, step] = torch.where(found, first, -1)
-        suppressed = torch.gather(overlap, 1, first.view(-1, 1, 1).expand(-1, 1, n)).squeeze(1)
+        if overlap is not None:
+            suppressed = torch.gather(overlap, 1, first.view(-1, 1, 1).expand(-1, 1, n)).squeeze(1)
+        else:
+            pick = first.view(-1, 1)
+            chosen = torch.gather(sorted_lanes, 1, pick[..., None].expand(-1, 1, ROW_WIDTH))
+            chosen_rows = (rows[0].gather(1, pick), rows[1].gather(1, pick))
+            suppressed = _overlaps(chosen, chosen_rows, sorted_lanes, rows, overlap_threshold)
         alive &= ~suppressed & (positions != first[:, None])
     return keep
 
@@ -123,13 +171,13 @@ def lane_nms_batched(
     eligible_first = torch.sort(eligible.gather(1, order).byte(), dim=1, descending=True, stable=True).indices
     order = torch.gather(order, 1, eligible_first)
     sorted_eligible = eligible.gather(1, order)
-    if not lanes.is_cuda:
-        # Host reads are free off the GPU: drop the ineligible tail before the O(N^2) pairwise test.
+    if lanes.device.type == "cpu":
+        # Host reads are free on the CPU: drop the ineligible tail before the pairwise tests.
         candidates = int(sorted_eligible.sum(dim=1).max())
         order, sorted_eligible = order[:, :candidates], sorted_eligible[:, :candidates]
     sorted_lanes = torch.gather(lanes, 1, order[:, :, None].expand(-1, -1, ROW_WIDTH))
 
-    kept_positions = greedy_keep(overlap_matrix(sorted_lanes, overlap_threshold), sorted_eligible, top_k)
+    kept_positions = greedy_keep(sorted_lanes, sorted_eligible, overlap_threshold, top_k)
     kept = kept_positions >= 0
     indices = torch.where(kept, torch.gather(order, 1, kept_positions.clamp(min=0)), -1)
     keep[:, : indices.shape[1]] = indices

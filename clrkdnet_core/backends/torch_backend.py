@@ -1,0 +1,43 @@
+"""Eager PyTorch backend: the network itself, in eval and inference mode."""
+
+import torch
+from torch import nn
+
+from clrkdnet_core.errors import BackendError
+
+
+class TorchBackend:
+    """Runs the network eagerly on ``device``; optionally in float16 (CUDA only) and channels-last layout."""
+
+    name = "torch"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device | str = "cpu",
+        *,
+        fp16: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        """
+        Args:
+            model: the network (moved to ``device`` and switched to eval mode in place).
+            device: where the network runs.
+            fp16: run in float16 (needs a CUDA device); outputs are returned as float32.
+            channels_last: NHWC memory layout, faster convolutions on recent GPUs.
+        """
+        if model is None:
+            raise BackendError("torch backend needs a model")
+        self.device = torch.device(device)
+        if fp16 and self.device.type != "cuda":
+            raise BackendError(f"fp16 needs a CUDA device, got {self.device}")
+        self.dtype = torch.float16 if fp16 else torch.float32
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(self.device, self.dtype, memory_format=self.memory_format).eval()
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, self.dtype, non_blocking=True).contiguous(
+            memory_format=self.memory_format
+        )
+        return self.model(batch).float()
