@@ -105,6 +105,11 @@ def test_golden_initial_priors(models):
     assert torch.equal(heads.priors_on_featmap, priors[:, 6 + heads.sample_x_indexs])
 
 
+def conv_bn_relu(module, x):
+    """A reference ConvModule: its (9, 1) conv on (B*P, C, S, 1) pooled features, BN, ReLU."""
+    return F.relu(module.bn(module.conv(x)))
+
+
 def official_head(head, neck_maps):
     """The reference head's control flow, written out independently (per-stage recomputation of every ROI
     conv, repeated buffers, in-place assembly); the tested head caches and vectorises instead."""
@@ -121,8 +126,8 @@ def official_head(head, neck_maps):
         grid = torch.cat((prior_xs * 2.0 - 1.0, prior_ys * 2.0 - 1.0), dim=-1)
         pooled = F.grid_sample(batch_features[stage], grid, align_corners=True).permute(0, 2, 1, 3)
         stages.append(pooled.reshape(batch * num_priors, 64, 36, 1))
-        roi = torch.cat([roi_gather.convs[i](feature) for i, feature in enumerate(stages)], dim=1)
-        roi = roi_gather.catconv[stage](roi).contiguous().view(batch * num_priors, -1)
+        roi = torch.cat([conv_bn_relu(roi_gather.convs[i], feature) for i, feature in enumerate(stages)], 1)
+        roi = conv_bn_relu(roi_gather.catconv[stage], roi).contiguous().view(batch * num_priors, -1)
         roi = F.relu(roi_gather.fc_norm(roi_gather.fc(roi))).view(batch, num_priors, -1)
         x = batch_features[stage]
         value = F.interpolate(roi_gather.f_value(x), size=(10, 25)).view(batch, 64, -1).permute(0, 2, 1)

@@ -77,12 +77,10 @@ class CLRHead(nn.Module):
         )
 
     def _pool(self, feature_map: Tensor, xs_on_featmap: Tensor) -> Tensor:
-        """Bilinear samples of the map along each prior: (B, P, S) xs -> (B*P, C, S, 1), top row first."""
-        batch_size, channels = feature_map.shape[:2]
+        """Bilinear samples of the map along each prior: (B, P, S) xs -> (B, C, P, S), top row first."""
         xs = torch.flip(xs_on_featmap, dims=[2]) * 2.0 - 1.0
         ys = (self.prior_feat_ys * 2.0 - 1.0).expand_as(xs)
-        pooled = F.grid_sample(feature_map, torch.stack([xs, ys], dim=-1), align_corners=True)  # (B, C, P, S)
-        return pooled.permute(0, 2, 1, 3).reshape(batch_size * self.num_priors, channels, -1, 1)
+        return F.grid_sample(feature_map, torch.stack([xs, ys], dim=-1), align_corners=True)
 
     def forward(self, neck_maps: list[Tensor], return_dict: bool = False) -> Tensor | dict:
         """Last-stage predictions (B, P, 78); with ``return_dict`` a dict of every stage's ``predictions``,
@@ -119,9 +117,10 @@ class CLRHead(nn.Module):
             params = stage_params + reg[..., :3]
             lines = prior_math.line_xs(params, one_minus_ys, self.img_w, self.img_h)
             predictions.append(torch.cat([cls, params, reg[..., 3:4], lines + reg[..., 4:]], dim=-1))
-            # the next stage starts from the refined line without the offsets, without gradient
-            params = params.detach()
-            xs_on_featmap = lines.detach()[..., self.sample_x_indexs]
+            if stage < self.refine_layers - 1:
+                # the next stage starts from the refined line without the offsets, without gradient
+                params = params.detach()
+                xs_on_featmap = lines.detach()[..., self.sample_x_indexs]
 
         if not return_dict:
             return predictions[-1]
