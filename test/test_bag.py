@@ -372,3 +372,56 @@ def test_eval_cli_with_a_model_writes_the_report(culane_root, tmp_path, capsys):
     assert report["metric"] == "culane" and report["metrics"]["fn"] + report["metrics"]["tp"] == 6
     assert report["per_category"] == {"normal": report["per_category"]["normal"]}
     assert (tmp_path / "report" / "overlay.mp4").stat().st_size > 0
+
+
+@pytest.mark.ros
+def test_replay_reports_a_node_that_dies_or_never_comes(culane_bag, tmp_path):
+    import sys
+
+    from clrkdnet_ros.bag.replay import ReplayError, replay_bag
+
+    with LaneBag(culane_bag) as bag:
+        with pytest.raises(ReplayError, match="exited with code 3 before it was ready"):
+            replay_bag(bag, tmp_path / "dies", [sys.executable, "-c", "raise SystemExit(3)"])
+        with pytest.raises(ReplayError, match="no node subscribed to /camera/image_raw"):
+            replay_bag(bag, tmp_path / "absent", None, startup_timeout_s=1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_live_replay_agrees_with_offline_eval_on_processed_frames(culane_root, tmp_path, capsys):
+    """The node, started by `bag replay`, gets the bag over DDS; its lanes score as offline detection does."""
+    import torch
+
+    from clrkdnet_core import build_model
+    from clrkdnet_core.checkpoint import save_checkpoint
+    from clrkdnet_core.inference import LaneDetector
+
+    bag_path = tmp_path / "bag"
+    write_bag(read_source("culane", culane_root), bag_path, rate=2.0, compressed=True)
+    weights = tmp_path / "random.pth"
+    torch.manual_seed(0)
+    save_checkpoint(weights, build_model("clrkdnet_resnet18_culane"), preset="clrkdnet_resnet18_culane")
+
+    argv = ["replay", str(bag_path), "--preset", "clrkdnet_resnet18_culane", "--weights", str(weights)]
+    assert main([*argv, "--device", "cpu", "--out", str(tmp_path / "live")]) == 0
+    assert "of 4 frames" in capsys.readouterr().out
+    live = json.loads((tmp_path / "live" / "report.json").read_text())
+    assert live["mode"] == "live" and live["frames_played"] == 4
+    assert live["frames"] >= 1 and live["frames"] + live["frames_dropped"] == 4
+    assert live["latency_ms"]["p50"] > 0 and live["model"]["weights"] == str(weights)
+    live_rows = list(csv_rows(tmp_path / "live" / "frames.csv"))
+
+    detector = LaneDetector.from_preset("clrkdnet_resnet18_culane", weights, device="cpu")
+    with LaneBag(bag_path) as bag:
+        _, offline_rows = evaluate_bag(bag, detector, tmp_path / "offline")
+    offline = {row.index: (row.num_pred, row.tp, row.fp, row.fn) for row in offline_rows}
+    for row in live_rows:
+        assert offline[int(row["index"])] == tuple(int(row[k]) for k in ("num_pred", "tp", "fp", "fn"))
+
+
+def csv_rows(path):
+    import csv
+
+    with path.open() as stream:
+        yield from csv.DictReader(stream)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from clrkdnet_core.cli import run_cli
-from clrkdnet_core.errors import CheckpointError
+from clrkdnet_core.errors import CheckpointError, ClrkdnetError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
     evaluate.add_argument("--out", type=Path, help="report folder (default: <bag>_report next to the bag)")
     evaluate.add_argument("--no-video", action="store_true", help="skip the overlay video")
+
+    replay = commands.add_parser(
+        "replay", help="play a bag live into the lane_detector node and score its lanes"
+    )
+    replay.add_argument("bag", type=Path)
+    replay.add_argument("--preset", help="model preset of the node (not with --external)")
+    replay.add_argument("--weights", type=Path, help="model weights of the node (not with --external)")
+    replay.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    replay.add_argument("--node-args", default="", help='more node arguments, e.g. "-p score_threshold:=0.3"')
+    replay.add_argument(
+        "--external", action="store_true", help="a lane_detector node already runs; do not start one"
+    )
+    replay.add_argument("--rate", type=float, default=1.0, help="playback speed factor (1: as recorded)")
+    replay.add_argument("--lanes-topic", default="/lanes", help="where the node publishes its LaneArray")
+    replay.add_argument("--topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
+    replay.add_argument("--out", type=Path, help="report folder (default: <bag>_replay next to the bag)")
+    replay.add_argument("--no-video", action="store_true", help="skip the overlay video")
     return parser
 
 
@@ -84,6 +101,43 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from clrkdnet_ros.bag.bagfile import LaneBag
+    from clrkdnet_ros.bag.replay import node_command, replay_bag
+    from clrkdnet_ros.bag.report import OverlayVideo, write_report
+
+    if not args.external and (args.preset is None or args.weights is None):
+        raise ClrkdnetError("replay starts the node with --preset and --weights (or use --external)")
+    if not args.external and not args.weights.is_file():
+        raise CheckpointError(f"weights file not found: {args.weights}")
+    out_dir = args.out or args.bag.parent / f"{args.bag.name}_replay"
+    with LaneBag(args.bag, args.topic) as bag:
+        command = None
+        if not args.external:
+            command = node_command(
+                args.preset, args.weights, args.device, bag.image_topic, bag.camera_info_topic, args.node_args
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4")
+        try:
+            summary, rows = replay_bag(bag, out_dir, command, args.lanes_topic, args.rate, on_frame=video)
+        finally:
+            if video is not None:
+                video.close()
+    if not args.external:
+        summary["model"] = {
+            "preset": args.preset,
+            "weights": str(args.weights),
+            "weights_sha256": sha256(args.weights),
+            "device": args.device,
+            "node_args": args.node_args,
+        }
+    report = write_report(out_dir, summary, rows)
+    print(format_summary(report))
+    print(f"report: {out_dir / 'report.json'}")
+    return 0
+
+
 def format_summary(report: dict) -> str:
     """One line: frames, the main metric (or why it was skipped) and the latency."""
     latency = report["latency_ms"]
@@ -95,7 +149,12 @@ def format_summary(report: dict) -> str:
         parts.append(f"TuSimple accuracy {metrics['accuracy']:.4f} F1 {_number(metrics['f1'])}")
     else:
         parts.append(f"CULane F1@50 {_number(metrics['f1@50'])} F1@75 {_number(metrics['f1@75'])}")
-    parts.append(f"latency p50 {latency['p50']:.1f} ms p95 {latency['p95']:.1f} ms ({report['fps']:.1f} FPS)")
+    if report["frames"]:
+        parts.append(
+            f"latency p50 {latency['p50']:.1f} ms p95 {latency['p95']:.1f} ms ({report['fps']:.1f} FPS)"
+        )
+    if report.get("mode") == "live":
+        parts.append(f"dropped {report['frames_dropped']} of {report['frames_played']} frames")
     return ", ".join(parts)
 
 
@@ -113,7 +172,7 @@ def sha256(path: Path) -> str:
 
 def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return _make(args) if args.command == "make" else _eval(args)
+    return {"make": _make, "eval": _eval, "replay": _replay}[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from rosbags.serde import SerdeError
 
 from clrkdnet_core.errors import DatasetError, InputError
 from clrkdnet_core.lane import Lane
-from clrkdnet_ros.bag.typestore import COMPRESSED_IMAGE, IMAGE, LANE_ARRAY, lane_typestore
+from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, LANE_ARRAY, lane_typestore
 from clrkdnet_ros.bag.writer import CATEGORIES_KEY, GT_TOPIC
 from clrkdnet_ros.image_codec import compressed_to_bgr, image_to_bgr
 
@@ -120,6 +120,12 @@ class LaneBag:
         return self.gt_connection.topic if self.gt_connection is not None else None
 
     @property
+    def camera_info_topic(self) -> str | None:
+        """The bag's first CameraInfo topic, if any."""
+        topics = sorted(conn.topic for conn in self._reader.connections if conn.msgtype == CAMERA_INFO)
+        return topics[0] if topics else None
+
+    @property
     def num_frames(self) -> int:
         return self.image_connection.msgcount
 
@@ -147,6 +153,18 @@ class LaneBag:
                     gt_lanes=None if gt is None else gt.get(stamp, []),
                     category=categories[index] if index < len(categories) else None,
                 )
+        except _BAG_ERRORS as exc:
+            raise DatasetError(f"cannot read bag {self.path} (damaged or truncated): {exc}") from exc
+
+    def playback(self) -> Iterator[tuple[str, str, int, int, bytes]]:
+        """(topic, msgtype, bag time ns, header stamp ns, serialized message) of the images and camera
+        infos, in recording order: what a live replay publishes."""
+        connections = [self.image_connection]
+        connections += [conn for conn in self._reader.connections if conn.topic == self.camera_info_topic]
+        try:
+            for connection, timestamp, raw in self._reader.messages(connections=connections):
+                header = self._reader.deserialize(raw, connection.msgtype).header
+                yield connection.topic, connection.msgtype, timestamp, _stamp_ns(header), bytes(raw)
         except _BAG_ERRORS as exc:
             raise DatasetError(f"cannot read bag {self.path} (damaged or truncated): {exc}") from exc
 

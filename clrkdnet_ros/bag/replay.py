@@ -1,0 +1,208 @@
+"""``bag replay``: play a bag into the lane_detector node over DDS at the recorded rate and score its output.
+
+The bag's images (and camera infos) are published as recorded, serialized bytes and all, paced by the bag's
+timestamps (``rate`` scales the speed). The node's ``lanes`` are matched to the images by header stamp: the
+node copies the image header to its output. A frame without output was dropped by the node (it processes only
+the newest frame); the metrics cover the processed frames, so they agree with an offline evaluation of those
+frames. Latency here is end to end: publishing the image to receiving its lanes.
+"""
+
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import rclpy
+from clrkdnet_msgs.msg import LaneArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from tqdm import tqdm
+
+from clrkdnet_core.errors import ClrkdnetError
+from clrkdnet_core.lane import Lane
+from clrkdnet_ros.bag.bagfile import BagFrame, LaneBag, lane_array_to_lanes
+from clrkdnet_ros.bag.evaluate import Scorer
+from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
+
+_MSG_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage, CAMERA_INFO: CameraInfo}
+_POLL_S = 0.05
+# After the last image: stop waiting once no lanes arrived for this long.
+_QUIET_S = 3.0
+_DRAIN_LIMIT_S = 60.0
+
+
+class ReplayError(ClrkdnetError):
+    """The node did not start, died, or never answered."""
+
+
+def node_command(
+    preset: str, weights: Path, device: str, image_topic: str, camera_info_topic: str | None, extra: str = ""
+) -> list[str]:
+    """The lane_detector command for ``image_topic`` (raw, or ``.../compressed``: compressed transport)."""
+    compressed = image_topic.endswith("/compressed")
+    raw_topic = image_topic.removesuffix("/compressed") if compressed else image_topic
+    command = [sys.executable, "-m", "clrkdnet_ros.lane_detector", "--ros-args"]
+    command += ["-p", f"preset:={preset}", "-p", f"weights:={weights}", "-p", f"device:={device}"]
+    command += [
+        "-p",
+        f"image_transport:={'compressed' if compressed else 'raw'}",
+        "-r",
+        f"image:={raw_topic}",
+    ]
+    if camera_info_topic:
+        command += ["-r", f"camera_info:={camera_info_topic}"]
+    return command + shlex.split(extra)
+
+
+def replay_bag(
+    bag: LaneBag,
+    out_dir: Path,
+    command: list[str] | None,
+    lanes_topic: str = "/lanes",
+    rate: float = 1.0,
+    startup_timeout_s: float = 180.0,
+    on_frame: Callable[[BagFrame, list[Lane]], None] | None = None,
+) -> tuple[dict, list]:
+    """Play ``bag`` to the node started with ``command`` (None: one already runs) and score its lanes.
+
+    The node's output goes to ``out_dir/node.log``. Returns the summary and the per-frame rows of the
+    processed frames, as :func:`~clrkdnet_ros.bag.evaluate.evaluate_bag` does, plus the drop statistics.
+    """
+    if rate <= 0:
+        raise ReplayError(f"--rate must be positive, got {rate}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("lane_bag_replay", context=context)
+    received: dict[int, tuple[float, LaneArray]] = {}
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(
+        LaneArray,
+        lanes_topic,
+        lambda msg: received.setdefault(_stamp(msg), (time.monotonic(), msg)),
+        reliable,
+    )
+    publishers = {}
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    process = None
+    try:
+        with (out_dir / "node.log").open("w") as log:
+            if command is not None:
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            published = _play(
+                bag, node, publishers, received, process, out_dir, lanes_topic, rate, startup_timeout_s
+            )
+            _drain(published, received)
+    finally:
+        if process is not None:
+            _stop(process)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    scorer = Scorer(bag, out_dir)
+    for frame in bag.frames():
+        if frame.stamp_ns in received and frame.stamp_ns in published:
+            arrival, msg = received[frame.stamp_ns]
+            lanes = lane_array_to_lanes(msg)
+            scorer.add(frame, lanes, (arrival - published[frame.stamp_ns]) * 1000.0)
+            if on_frame is not None:
+                on_frame(frame, lanes)
+    summary = scorer.summary()
+    played = len(published)
+    summary.update(
+        mode="live",
+        latency_kind="end_to_end",
+        rate=rate,
+        frames_played=played,
+        frames_dropped=played - len(scorer.rows),
+        dropped_fraction=(played - len(scorer.rows)) / played if played else None,
+    )
+    return summary, scorer.rows
+
+
+def _play(bag, node: Node, publishers, received, process, out_dir, lanes_topic, rate, startup_timeout_s):
+    """Wait for the node, then publish every image and camera info on time; returns {stamp: publish time}."""
+    image_publisher = node.create_publisher(
+        _MSG_CLASSES[bag.image_connection.msgtype], bag.image_topic, QoSProfile(depth=1)
+    )
+    _wait_for_node(node, image_publisher, lanes_topic, process, out_dir, startup_timeout_s)
+    published: dict[int, float] = {}
+    start = first = None
+    for topic, msgtype, timestamp, stamp, raw in tqdm(
+        bag.playback(), desc="replaying", unit="msg", total=None, leave=False
+    ):
+        if process is not None and process.poll() is not None:
+            raise ReplayError(
+                f"the lane_detector node exited with code {process.returncode}; see {out_dir}/node.log"
+            )
+        if topic == bag.image_topic:
+            publisher = image_publisher
+        else:
+            publisher = publishers.get(topic) or node.create_publisher(
+                _MSG_CLASSES[msgtype], topic, QoSProfile(depth=1)
+            )
+            publishers[topic] = publisher
+        if start is None:
+            start, first = time.monotonic(), timestamp
+        delay = start + (timestamp - first) / 1e9 / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        publisher.publish(raw)
+        if publisher is image_publisher:
+            published[stamp] = time.monotonic()
+    return published
+
+
+def _wait_for_node(node: Node, image_publisher, lanes_topic, process, out_dir, timeout_s: float) -> None:
+    """Until the node subscribes to the images and publishes lanes (model loaded, node active)."""
+    deadline = time.monotonic() + timeout_s
+    while image_publisher.get_subscription_count() == 0 or node.count_publishers(lanes_topic) == 0:
+        if process is not None and process.poll() is not None:
+            raise ReplayError(
+                f"the lane_detector node exited with code {process.returncode} before it was ready; "
+                f"see {out_dir}/node.log"
+            )
+        if time.monotonic() > deadline:
+            raise ReplayError(
+                f"no node subscribed to {image_publisher.topic_name} and published {lanes_topic} "
+                f"within {timeout_s:.0f} s; see {out_dir}/node.log"
+            )
+        time.sleep(_POLL_S)
+    time.sleep(0.5)  # let discovery finish in the other direction too
+
+
+def _drain(published: dict[int, float], received: dict) -> None:
+    """Wait for the lanes of the last frames: until all arrived or none came for a while."""
+    deadline = time.monotonic() + _DRAIN_LIMIT_S
+    last_count, last_change = len(received), time.monotonic()
+    while not published.keys() <= received.keys() and time.monotonic() < deadline:
+        time.sleep(_POLL_S)
+        if len(received) != last_count:
+            last_count, last_change = len(received), time.monotonic()
+        elif time.monotonic() - last_change > _QUIET_S:
+            break
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _stamp(msg: LaneArray) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
