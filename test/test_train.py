@@ -1,0 +1,158 @@
+"""End-to-end training on a tiny synthetic CULane set (CPU): loss goes down, exact resume, clear early errors,
+strictly loaded teachers, and the CLI/override plumbing."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from clrkdnet_core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from clrkdnet_core.config import load_preset
+from clrkdnet_core.data.synthetic import generate_dataset
+from clrkdnet_core.errors import CheckpointError, PresetError
+from clrkdnet_core.models import build_model
+from training.data import build_train_dataset, collate
+from training.options import build_parser, preset_overrides
+from training.train import main
+from training.trainer import Trainer, TrainSettings, build_teacher
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def culane_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic_culane")
+    generate_dataset(root, "culane", 10, seed=3, progress=False)
+    return root
+
+
+def _settings(work_dir: Path, **extra) -> TrainSettings:
+    return TrainSettings(work_dir=work_dir, device=CPU, seed=0, workers=0, validate=False, **extra)
+
+
+def _preset(name: str, **overrides):
+    # The synthetic frames are independent renders: no similar-frame filter (students enable it by default).
+    return load_preset(name).with_overrides({"train.frame_diff_threshold": None, **overrides})
+
+
+@pytest.mark.parametrize("name", ["clrnet_resnet18_culane", "clrkdnet_resnet18_culane"])
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(name, culane_root, tmp_path):
+    preset = _preset(name, **{"train.batch_size": 2, "train.lr": 1e-3, "train.epochs": 100})
+    train_set = build_train_dataset(preset, culane_root)
+    trainer = Trainer(preset, train_set, None, _settings(tmp_path))
+    batch = collate([train_set[0], train_set[1]])
+    losses = [trainer.train_step(batch)["total_loss"] for _ in range(4)]
+    assert losses[-1] < losses[0]
+    assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_resumed_run_reproduces_the_next_step_loss(culane_root, tmp_path):
+    preset = _preset("clrkdnet_resnet18_culane", **{"train.batch_size": 2, "train.epochs": 2})
+    train_set = build_train_dataset(preset, culane_root)
+    straight = Trainer(preset, train_set, None, _settings(tmp_path / "a", max_iters=3)).fit()
+    Trainer(preset, train_set, None, _settings(tmp_path / "b", max_iters=2)).fit()
+    resumed = Trainer(preset, train_set, None, _settings(tmp_path / "b", max_iters=3))
+    resumed.resume(tmp_path / "b" / "last.pth")
+    assert resumed.iteration == 2
+    history = resumed.fit()
+    assert len(history) == 1
+    assert history[0]["total_loss"] == pytest.approx(straight[2]["total_loss"], rel=1e-5)
+    assert history[0]["lr"] == pytest.approx(straight[2]["lr"])
+    # last.pth is a plain official-layout checkpoint: loadable strictly by load_checkpoint.
+    extra = load_checkpoint(build_model(preset), tmp_path / "b" / "last.pth")
+    assert extra["iteration"] == 3
+    assert all(key.startswith("module.") for key in torch.load(tmp_path / "b" / "last.pth")["net"])
+
+
+def test_cli_trains_distils_and_saves_checkpoints(culane_root, tmp_path):
+    teacher_path = save_checkpoint(tmp_path / "teacher.pth", build_model("clrnet_resnet18_culane"))
+    work = tmp_path / "work"
+    code = main(
+        [
+            "--preset", "clrkdnet_resnet18_culane", "--data-root", str(culane_root), "--work-dir", str(work),
+            "--distillation", "--teacher_model_cfg", "clrnet_resnet18_culane",
+            "--teacher_model_path", str(teacher_path), "--batch-size", "2", "--epochs", "1",
+            "--max-iters", "2", "--set", "train.frame_diff_threshold=null",
+            "--workers", "0", "--device", "cpu", "--ema", "--log-every", "1", "--eval-every", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert (work / "last.pth").is_file()
+    # Stopped before the end of the epoch: no validation yet, so no best.pth.
+    assert read_checkpoint(work / "last.pth")["iteration"] == 2
+    assert any(path.name.startswith("events.out.tfevents") for path in work.iterdir())
+
+
+def test_validation_writes_best_checkpoint(culane_root, tmp_path):
+    work = tmp_path / "work"
+    code = main(
+        [
+            "--preset", "clrkdnet_resnet18_culane", "--data-root", str(culane_root), "--work-dir", str(work),
+            "--batch-size", "8", "--epochs", "1", "--workers", "0", "--device", "cpu",
+            "--set", "train.frame_diff_threshold=null",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    best = read_checkpoint(work / "best.pth")
+    assert 0.0 <= best["f1"] <= 1.0 or best["f1"] != best["f1"]  # NaN when nothing is predicted
+    load_checkpoint(build_model("clrkdnet_resnet18_culane"), work / "best.pth")
+
+
+def test_teacher_of_the_wrong_preset_fails_strictly(tmp_path):
+    r18 = save_checkpoint(tmp_path / "r18.pth", build_model("clrnet_resnet18_culane"))
+    with pytest.raises(CheckpointError, match="does not match"):
+        build_teacher(load_preset("clrnet_resnet101_culane"), r18, CPU)
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "training" / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def test_missing_data_root_fails_before_training(tmp_path):
+    result = _run_cli("--preset", "clrnet_resnet18_culane", "--data-root", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "nope" in lines[0]
+
+
+def test_unreadable_label_fails_before_training(culane_root, tmp_path):
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(culane_root), str(broken)], check=True)
+    first = (broken / "list" / "train_gt.txt").read_text().split()[0].lstrip("/")
+    label = broken / (first[:-4] + ".lines.txt")
+    label.write_text("12.5 abc 14\n")
+    work = tmp_path / "work"
+    result = _run_cli(
+        "--preset", "clrnet_resnet18_culane", "--data-root", str(broken), "--work-dir", str(work)
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and label.name in lines[0]
+    assert not work.exists() or not any(work.iterdir())
+
+
+def test_overrides_from_yaml_set_and_shortcuts(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(json.dumps({"train": {"lr": 0.002, "epochs": 3}, "test": {"max_lanes": 5}}))
+    args = build_parser().parse_args(
+        ["--preset", "clrnet_resnet18_culane", "--data-root", "x", "--config", str(extra),
+         "--set", "train.epochs=7", "--set", "train.frame_diff_threshold=null", "--batch-size", "6"]
+    )  # fmt: skip
+    preset = load_preset(args.preset).with_overrides(preset_overrides(args))
+    assert (preset.train.lr, preset.train.epochs, preset.train.batch_size) == (0.002, 7, 6)
+    assert preset.test.max_lanes == 5 and preset.train.frame_diff_threshold is None
+    bad = build_parser().parse_args(
+        ["--preset", "clrnet_resnet18_culane", "--data-root", "x", "--set", "lr=1"]
+    )
+    with pytest.raises(PresetError, match="lr"):
+        load_preset(bad.preset).with_overrides(preset_overrides(bad))
