@@ -45,16 +45,24 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) 
 
 
 class _Painter:
-    """Projects road-frame geometry of one scene to fixed-point polygons."""
+    """Projects road-frame geometry of a scene to fixed-point polygons (image rows from row_offset)."""
 
-    def __init__(self, scene: Scene, scale: float = 1.0):
+    def __init__(self, scene: Scene, scale: float = 1.0, row_offset: int = 0):
         self.scene = scene
         self.scale = scale
+        self.row_offset = row_offset
+
+    def _fixed(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        points = np.stack([u, v - self.row_offset], axis=-1) * (_SCALE * self.scale)
+        return np.round(points).astype(np.int32)
 
     def ground(self, d: np.ndarray, z: np.ndarray, up: float | np.ndarray = 0.0) -> np.ndarray:
         cam, road = self.scene.camera, self.scene.road
-        u, v = cam.project(road.lateral(z, d), z, up)
-        return np.round(np.stack([u, v], axis=-1) * (_SCALE * self.scale)).astype(np.int32)
+        return self._fixed(*cam.project(road.lateral(z, d), z, up))
+
+    def flat(self, xz: np.ndarray) -> np.ndarray:
+        """Polygon of ground points given in camera ground coordinates (x, z) rather than the road frame."""
+        return self._fixed(*self.scene.camera.project(xz[:, 0], xz[:, 1]))
 
     def strip(self, d0: float, d1: float, z0: float, z1: float, samples: int) -> np.ndarray:
         """Polygon of the ground strip between offsets d0 < d1 from z0 to z1 (geometric sampling in z)."""
@@ -68,13 +76,12 @@ class _Painter:
             cv2.fillPoly(mask, [polygon], value, lineType=cv2.LINE_AA, shift=_SHIFT)
 
 
-def _marking_polygons(painter: _Painter) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Paint polygons (white, yellow) of the lane markings, arrows and zebra crossing."""
+def _marking_polygons(painter: _Painter) -> list[tuple[list[np.ndarray], tuple[float, float, float]]]:
+    """Paint polygons grouped by colour: lane markings, arrows and the zebra crossing."""
     scene = painter.scene
-    white: list[np.ndarray] = []
-    yellow: list[np.ndarray] = []
+    groups: dict[tuple[float, float, float], list[np.ndarray]] = {}
     for m in scene.markings:
-        out = yellow if m.color[0] < 150 else white
+        out = groups.setdefault(m.color, [])
         if m.style == "double":
             for side in (-1.0, 1.0):
                 centre = m.offset + side * (0.07 + m.width / 2)
@@ -95,6 +102,7 @@ def _marking_polygons(painter: _Painter) -> tuple[list[np.ndarray], list[np.ndar
             left = painter.ground(np.full_like(z, m.offset - m.width / 2), z)
             right = painter.ground(np.full_like(z, m.offset + m.width / 2), z[:, ::-1])
             out.extend(np.concatenate([left, right], axis=1))
+    white = groups.setdefault(_WHITE, [])
     for centre, z in scene.arrows:
         white.append(_arrow(painter, centre, z))
     if scene.crosswalk is not None:
@@ -103,7 +111,7 @@ def _marking_polygons(painter: _Painter) -> tuple[list[np.ndarray], list[np.ndar
         white.append(painter.strip(left + 0.3, right - 0.3, z - 1.5, z - 1.1, 4))  # stop line
         for d in np.arange(left + 0.5, right - 0.5, 1.0):
             white.append(painter.strip(d, d + 0.5, z, z + 3.5, 6))
-    return white, yellow
+    return [(polygons, color) for color, polygons in groups.items() if polygons]
 
 
 def _arrow(painter: _Painter, centre: float, z: float) -> np.ndarray:
@@ -114,22 +122,23 @@ def _arrow(painter: _Painter, centre: float, z: float) -> np.ndarray:
     return painter.ground(d, zz)
 
 
-def _sky_and_ground(
-    scene: Scene, rng: np.random.Generator, dist: np.ndarray, grain: np.ndarray
-) -> np.ndarray:
+def _colorize(tone: np.ndarray, color) -> np.ndarray:
+    """(H, W) float32 tone × BGR colour → (H, W, 3) float32."""
+    return cv2.transform(tone, np.asarray(color, np.float32).reshape(3, 1))
+
+
+def _sky_and_ground(scene: Scene, rng: np.random.Generator, grain: np.ndarray, r0: int) -> np.ndarray:
     cam, pal = scene.camera, scene.palette
     h, w = cam.height, cam.width
-    horizon = int(np.clip(math.ceil(cam.horizon), 0, h))
     img = np.empty((h, w, 3), np.float32)
-    t = (np.arange(horizon, dtype=np.float32) / max(horizon, 1))[:, None]
+    t = (np.arange(r0, dtype=np.float32) / max(r0, 1))[:, None]
     sky = np.asarray(pal.sky_top, np.float32) * (1 - t) + np.asarray(pal.sky_horizon, np.float32) * t
-    img[:horizon] = sky[:, None, :]
-    if not scene.night and horizon > 0:
-        clouds = np.clip(_smooth_noise(rng, horizon, w, 48), 0.0, None) * rng.uniform(0, 25)
-        img[:horizon] += clouds[..., None]
-    blotch = _smooth_noise(rng, h - horizon, w, 24)
-    ground = 1.0 + 0.12 * blotch + 0.05 * grain[horizon:]
-    img[horizon:] = ground[..., None] * np.asarray(pal.ground, np.float32)
+    img[:r0] = sky[:, None, :]
+    if not scene.night and r0 > 0:
+        clouds = cv2.max(_smooth_noise(rng, r0, w, 48), 0.0) * rng.uniform(0, 25)
+        img[:r0] += clouds[..., None]
+    tone = cv2.addWeighted(_smooth_noise(rng, h - r0, w, 24), 0.12, grain[r0:], 0.05, 1.0)
+    img[r0:] = _colorize(tone, pal.ground)
     return img
 
 
@@ -151,60 +160,38 @@ def _treeline(img: np.ndarray, scene: Scene, rng: np.random.Generator) -> None:
     cv2.fillPoly(img, [np.round(polygon * _SCALE).astype(np.int32)], color.tolist(), cv2.LINE_8, _SHIFT)
 
 
-def _blend(img: np.ndarray, mask: np.ndarray, color, r0: int) -> None:
-    """img[r0:] ← img + (color − img)·mask/255 where the uint8 ``mask`` is non-zero (rows r0: only)."""
-    alpha = mask[r0:].astype(np.float32) * (1.0 / 255.0)
-    sub = img[r0:]
-    sub += (np.asarray(color, np.float32) - sub) * alpha[..., None]
-
-
 def _draw_ground(img: np.ndarray, scene: Scene, rng: np.random.Generator, grain: np.ndarray, r0: int) -> None:
+    """Asphalt, repairs and paint on the ground rows (r0:) of ``img``."""
     cam, pal = scene.camera, scene.palette
     h, w = cam.height, cam.width
-    painter = _Painter(scene)
+    painter = _Painter(scene, row_offset=r0)
     left, right = scene.road_edges
-    road = np.zeros((h, w), np.uint8)
+    road = np.zeros((h - r0, w), np.uint8)
     painter.fill(road, [painter.strip(left, right, NEAR_DISTANCE, FAR_DISTANCE, 128)])
     if scene.crosswalk is not None:
         z = scene.crosswalk + 4.0
         band = np.array([[-80.0, z], [80.0, z], [80.0, z + 12.0], [-80.0, z + 12.0]])
-        painter.fill(road, [_flat_polygon(scene, band)])
-    patches = np.zeros((h, w), np.uint8)
-    painter.fill(patches, [painter.ground(p[:, 0], p[:, 1]) for p in scene.patches])
-    blotch = _smooth_noise(rng, h - r0, w, 16)
-    tone = 1.0 + 0.06 * blotch + 0.07 * grain[r0:] - 0.18 * (patches[r0:].astype(np.float32) / 255.0)
-    asphalt = tone[..., None] * np.asarray(pal.asphalt, np.float32)
-    alpha = (road[r0:].astype(np.float32) * (1.0 / 255.0))[..., None]
+        painter.fill(road, [painter.flat(band)])
+    tone = cv2.addWeighted(_smooth_noise(rng, h - r0, w, 16), 0.06, grain[r0:], 0.07, 1.0)
+    if scene.patches:
+        patches = np.zeros((h - r0, w), np.uint8)
+        painter.fill(patches, [painter.ground(p[:, 0], p[:, 1]) for p in scene.patches])
+        tone = cv2.scaleAdd(patches.astype(np.float32), -0.18 / 255.0, tone)
+    alpha = road.astype(np.float32) * (1.0 / 255.0)
     sub = img[r0:]
-    sub += (asphalt - sub) * alpha
+    sub[:] = cv2.blendLinear(_colorize(tone, pal.asphalt), sub, alpha, 1.0 - alpha)
 
-    white, yellow = _marking_polygons(painter)
-    wear = _smooth_noise(rng, h - r0, w, 12) + 0.6 * grain[r0:]
-    opacity = np.clip(0.92 - scene.wear * (1.0 + 0.7 * wear), 0.0, 1.0)
-    for polygons, yellow_paint in ((white, False), (yellow, True)):
-        if not polygons:
-            continue
-        color = (
-            next(m.color for m in scene.markings if (m.color[0] < 150) == yellow_paint)
-            if scene.markings
-            else _WHITE
-        )
+    wear = _smooth_noise(rng, h - r0, w, 12)
+    for polygons, color in _marking_polygons(painter):
         paint = np.zeros((h - r0, w), np.uint8)
-        painter.fill(paint, [p - np.array([0, r0 * int(_SCALE)], np.int32) for p in polygons])
+        painter.fill(paint, polygons)
         x, y, bw, bh = cv2.boundingRect(paint)
         if bw == 0:
             continue
-        alpha = (
-            paint[y : y + bh, x : x + bw].astype(np.float32) * (1.0 / 255.0) * opacity[y : y + bh, x : x + bw]
-        )
-        box = sub[y : y + bh, x : x + bw]
-        box += (np.asarray(color, np.float32) - box) * alpha[..., None]
-
-
-def _flat_polygon(scene: Scene, xz: np.ndarray) -> np.ndarray:
-    """Polygon of ground points given directly in camera ground coordinates (x, z), not in the road frame."""
-    u, v = scene.camera.project(xz[:, 0], xz[:, 1])
-    return np.round(np.stack([u, v], axis=1) * _SCALE).astype(np.int32)
+        box = (slice(y, y + bh), slice(x, x + bw))
+        opacity = 0.92 - scene.wear * (1.0 + 0.7 * (wear[box] + 0.6 * grain[r0:][box]))
+        alpha = paint[box].astype(np.float32) * (1.0 / 255.0) * np.clip(opacity, 0.0, 1.0)
+        sub[box] = cv2.blendLinear(np.full((bh, bw, 3), color, np.float32), sub[box], alpha, 1.0 - alpha)
 
 
 def _shadows(img: np.ndarray, scene: Scene, r0: int) -> None:
@@ -240,7 +227,8 @@ def _shadows(img: np.ndarray, scene: Scene, r0: int) -> None:
 def _haze(img: np.ndarray, scene: Scene, dist: np.ndarray, r0: int) -> None:
     fog = (1.0 - np.exp(-dist[r0:] / scene.palette.haze_distance)).astype(np.float32)[:, None, None]
     sub = img[r0:]
-    sub += (np.asarray(scene.palette.sky_horizon, np.float32) - sub) * fog
+    sub *= 1.0 - fog
+    sub += fog * np.asarray(scene.palette.sky_horizon, np.float32)
 
 
 def _draw_vehicles(img: np.ndarray, scene: Scene) -> list[tuple[float, float, float]]:
@@ -413,17 +401,39 @@ def _draw_unrolled(scene: Scene) -> np.ndarray:
     dist = np.where(rows >= r0, cam.ground_distance(np.maximum(rows, cam.horizon + 0.5)), np.inf)
     grain = _noise_window(h, w, (scene.texture_seed % 128, (scene.texture_seed >> 8) % 128))
 
-    img = _sky_and_ground(scene, rng, dist, grain)
+    img = _sky_and_ground(scene, rng, grain, r0)
     _treeline(img, scene, rng)
     _draw_ground(img, scene, rng, grain, r0)
     _shadows(img, scene, r0)
     _haze(img, scene, dist, r0)
-    out = np.clip(img, 0, 255).astype(np.uint8)
+    out = cv2.convertScaleAbs(img)  # values are ≥ 0: a saturating float → uint8 conversion
     lights = _draw_vehicles(out, scene)
-    img = out.astype(np.float32)
-    if scene.night:
-        _night(img, scene, rng, lights, r0)
-    if scene.glare is not None:
-        _glare(img, scene, rng)
-    img += _noise_window(h, w, scene.noise_offset)[..., None] * (5.0 if scene.night else 2.5)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    if scene.night or scene.glare is not None:
+        img = out.astype(np.float32)
+        if scene.night:
+            _night(img, scene, rng, lights, r0)
+        if scene.glare is not None:
+            _glare(img, scene, rng)
+        out = cv2.convertScaleAbs(cv2.max(img, 0.0))
+    brighter, darker = _sensor_noise(h, w, scene.noise_offset, 5.0 if scene.night else 2.5)
+    return cv2.subtract(cv2.add(out, brighter), darker)
+
+
+@functools.cache
+def _noise_levels(sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    noise = np.round(_noise_bank() * sigma)
+    positive = np.clip(noise, 0, 255).astype(np.uint8)
+    negative = np.clip(-noise, 0, 255).astype(np.uint8)
+    return np.repeat(positive[..., None], 3, axis=2), np.repeat(negative[..., None], 3, axis=2)
+
+
+def _sensor_noise(
+    height: int, width: int, offset: tuple[int, int], sigma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel luma noise as (brighten, darken) uint8 images for saturating add/subtract."""
+    positive, negative = _noise_levels(sigma)
+    oy, ox = offset
+    if height + oy > positive.shape[0] or width + ox > positive.shape[1]:
+        noise = np.round(_noise_window(height, width, offset) * sigma)[..., None].repeat(3, axis=2)
+        return np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8)
+    return positive[oy : oy + height, ox : ox + width], negative[oy : oy + height, ox : ox + width]
