@@ -42,9 +42,12 @@ class Lane:
         """The same lane in an image resized by ``sx`` horizontally and ``sy`` vertically."""
         return Lane(self.points * np.array([sx, sy], dtype=np.float32), self.score)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form: ``{"score": float, "points": [[x, y], ...]}``."""
-        return {"score": self.score, "points": self.points.tolist()}
+    def to_dict(self, decimals: int | None = None) -> dict[str, Any]:
+        """JSON-friendly form ``{"score": float, "points": [[x, y], ...]}``, optionally rounded."""
+        points = self.points.astype(np.float64)
+        if decimals is None:
+            return {"score": self.score, "points": points.tolist()}
+        return {"score": round(self.score, decimals + 2), "points": np.round(points, decimals).tolist()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Lane":

@@ -1,0 +1,131 @@
+"""LaneDetector: BGR camera images in, lanes in the images' pixels out.
+
+    detector = LaneDetector.from_preset("clrkdnet_resnet18_culane", "culane_r18.pth")
+    lanes = detector.detect(cv2.imread("frame.jpg"))
+
+Images of any size work: the preset's crop ratio is applied to each image's height and the lanes are mapped
+back to that image.
+"""
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clrkdnet_core.backends import InferenceBackend, create_backend
+from clrkdnet_core.checkpoint import load_checkpoint
+from clrkdnet_core.config import Preset, load_preset
+from clrkdnet_core.errors import InputError
+from clrkdnet_core.lane import Lane
+from clrkdnet_core.models import build_model
+from clrkdnet_core.postprocess.decode import decode_predictions
+from clrkdnet_core.preprocess import check_image, preprocess_batch
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> cuda if available, else cpu; a CUDA device that is not there -> cpu with a warning."""
+    spec = str(device).strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    kind, _, index = spec.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise InputError(f"invalid device {str(device)!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        logger.warning("device %s requested but CUDA is not available; running on the CPU", spec)
+        return torch.device("cpu")
+    if index and int(index) >= torch.cuda.device_count():
+        logger.warning(
+            "device %s requested but only %d CUDA device(s) exist; running on the CPU",
+            spec,
+            torch.cuda.device_count(),
+        )
+        return torch.device("cpu")
+    return torch.device(spec)
+
+
+class LaneDetector:
+    """Lane detection with one preset's network behind an inference backend.
+
+    Attributes:
+        preset: the model configuration.
+        device: where the network runs.
+        backend: the backend's name (``torch``, ``onnxruntime``, ``tensorrt``).
+        conf_threshold, nms_thres, max_lanes: the decoding thresholds (see :meth:`set_thresholds`).
+    """
+
+    def __init__(self, preset: Preset, runner: InferenceBackend) -> None:
+        self.preset = preset
+        self.runner = runner
+        self.device = runner.device
+        self.backend = runner.name
+        self.conf_threshold = preset.test.conf_threshold
+        self.nms_thres = preset.test.nms_thres
+        self.max_lanes = preset.test.max_lanes
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: str | Path | Preset,
+        weights: str | Path | None,
+        device: str | torch.device = "auto",
+        backend: str = "torch",
+        **backend_options,
+    ) -> "LaneDetector":
+        """Build the network of ``preset``, load ``weights`` and start ``backend`` on ``device``.
+
+        Args:
+            preset: preset name, YAML path or Preset.
+            weights: checkpoint file (official or ours); None runs randomly initialised weights (for tests).
+            device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; a CUDA device that is not there means the CPU.
+            backend: inference backend name; ``backend_options`` go to its constructor (e.g. ``fp16=True``).
+        """
+        preset = load_preset(preset)
+        model = build_model(preset)
+        if weights is None:
+            logger.warning("no weights given for %s: the network is randomly initialised", preset.name)
+        else:
+            load_checkpoint(model, weights)
+        runner = create_backend(backend, model.eval(), resolve_device(device), **backend_options)
+        return cls(preset, runner)
+
+    def set_thresholds(
+        self,
+        conf_threshold: float | None = None,
+        nms_thres: float | None = None,
+        max_lanes: int | None = None,
+    ) -> None:
+        """Change the decoding thresholds; None leaves a value unchanged."""
+        if conf_threshold is not None:
+            if not 0.0 <= conf_threshold <= 1.0:
+                raise InputError(f"conf_threshold must be in [0, 1], got {conf_threshold}")
+            self.conf_threshold = float(conf_threshold)
+        if nms_thres is not None:
+            if nms_thres < 0:
+                raise InputError(f"nms_thres must be >= 0 (pixels of the 800-wide input), got {nms_thres}")
+            self.nms_thres = float(nms_thres)
+        if max_lanes is not None:
+            if int(max_lanes) != max_lanes or max_lanes < 1:
+                raise InputError(f"max_lanes must be a positive integer, got {max_lanes}")
+            self.max_lanes = int(max_lanes)
+
+    def detect(self, image: np.ndarray) -> list[Lane]:
+        """Lanes of one HxWx3 uint8 BGR image, in its pixels, by descending score."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Lane]]:
+        """Lanes of several images (sizes may differ) with one network call."""
+        if len(images) == 0:
+            return []
+        geometry = self.preset.geometry
+        sizes = [check_image(image).shape[:2] for image in images]
+        predictions = self.runner(preprocess_batch(images, geometry, self.device))
+        geometries = [geometry.scaled_to(width, height) for height, width in sizes]
+        return decode_predictions(
+            predictions, geometries, self.conf_threshold, self.nms_thres, self.max_lanes
+        )
