@@ -11,7 +11,7 @@ from torch import nn
 
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.export.onnx import INPUT_NAME, OUTPUT_NAME, PREDICTION_SHAPE, check_input
-from clrkdnet_core.export.tensorrt import import_tensorrt, prepare_engine
+from clrkdnet_core.export.tensorrt import EngineDeserializer, import_tensorrt, prepare_engine
 
 
 class TensorRTBackend:
@@ -42,9 +42,18 @@ class TensorRTBackend:
         self.device = torch.device(device)
         if model is None and onnx_path is None:
             raise BackendError("tensorrt backend needs a model or an onnx_path")
+        if self.device.type != "cuda" or not torch.cuda.is_available():
+            raise BackendError(f"the tensorrt backend needs a CUDA device, got {self.device}")
         self.max_batch = max_batch
+        self._deserializer = EngineDeserializer(self.device)
         self.engine, self.engine_path = prepare_engine(
-            model, self.device, fp16=fp16, max_batch=max_batch, cache_dir=cache_dir, onnx_path=onnx_path
+            model,
+            self.device,
+            fp16=fp16,
+            max_batch=max_batch,
+            cache_dir=cache_dir,
+            onnx_path=onnx_path,
+            deserializer=self._deserializer,
         )
         self.context = self.engine.create_execution_context()
         input_type = self.engine.get_tensor_dtype(INPUT_NAME)

@@ -141,16 +141,20 @@ def build_serialized_engine(
     return bytes(serialized)
 
 
-def engine_deserializer(device: torch.device) -> Callable[[bytes], Any]:
-    """A function turning engine bytes into an ``ICudaEngine`` on ``device`` (None when they are unusable)."""
-    trt = import_tensorrt()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+class EngineDeserializer:
+    """Turns engine bytes into an ``ICudaEngine`` on ``device`` (None when they are unusable).
 
-    def deserialize(data: bytes) -> Any:
-        with torch.cuda.device(device):
-            return runtime.deserialize_cuda_engine(data)
+    Keep it alive as long as its engines: the TensorRT runtime must outlive what it deserialized.
+    """
 
-    return deserialize
+    def __init__(self, device: torch.device) -> None:
+        trt = import_tensorrt()
+        self.device = device
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+
+    def __call__(self, data: bytes) -> Any:
+        with torch.cuda.device(self.device):
+            return self.runtime.deserialize_cuda_engine(data)
 
 
 def prepare_engine(
@@ -162,8 +166,12 @@ def prepare_engine(
     input_size: tuple[int, int] = (320, 800),
     cache_dir: str | os.PathLike | None = None,
     onnx_path: str | os.PathLike | None = None,
+    deserializer: EngineDeserializer | None = None,
 ) -> tuple[Any, Path]:
-    """Export (if no ``onnx_path`` is given), build or load the cached engine of ``model`` for ``device``."""
+    """Export (if no ``onnx_path`` is given), build or load the cached engine of ``model`` for ``device``.
+
+    Pass a ``deserializer`` you keep when the engine outlives this call (see :class:`EngineDeserializer`).
+    """
     trt = import_tensorrt()
     if device.type != "cuda" or not torch.cuda.is_available():
         raise BackendError(f"the tensorrt backend needs a CUDA device, got {device}")
@@ -178,7 +186,7 @@ def prepare_engine(
         cache_dir,
         key,
         build=lambda: build_serialized_engine(onnx_path, max_batch, input_size),
-        deserialize=engine_deserializer(device),
+        deserialize=deserializer or EngineDeserializer(device),
     )
 
 
