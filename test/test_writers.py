@@ -89,3 +89,30 @@ def test_tusimple_negative_x_becomes_minus_two(tmp_path):
 def test_culane_annotation_format():
     text = culane_annotation_text([np.array([[100.25, 590], [110.5, 580]]), np.array([[5.0, 590]])])
     assert text == "100.250 590 110.500 580 \n5.000 590 \n"
+
+
+def test_ground_truth_written_as_predictions_scores_perfectly(tmp_path):
+    """Synthetic labels re-written as predictions score perfectly with the project's metrics."""
+    from clrkdnet_core.data.culane import read_lines_file
+    from clrkdnet_core.data.synthetic import generate_dataset
+    from clrkdnet_core.metrics.culane import evaluate_culane
+    from clrkdnet_core.metrics.tusimple import evaluate_tusimple
+
+    root = generate_dataset(tmp_path / "culane", "culane", 4, seed=2, split=(0, 0, 1), progress=False)
+    for entry in (root / "list" / "test.txt").read_text().split():
+        lanes = [Lane(lane, 1.0) for lane in read_lines_file(root / (entry[1:-3] + "lines.txt"))]
+        write_culane_prediction(culane_prediction_path(tmp_path / "pred", entry), lanes)
+    result = evaluate_culane(root, tmp_path / "pred", root / "list" / "test.txt", progress=False)
+    assert result["fn"] == result["fp"] == 0 and result["tp"] > 0
+
+    root = generate_dataset(tmp_path / "tusimple", "tusimple", 4, seed=2, split=(0, 0, 1), progress=False)
+    lines = []
+    for record in map(json.loads, (root / "test_label.json").read_text().splitlines()):
+        lanes = [
+            Lane(np.array([(x, y) for x, y in zip(xs, record["h_samples"], strict=True) if x >= 0]), 1.0)
+            for xs in record["lanes"]
+        ]
+        lines.append(tusimple_prediction_line(record["raw_file"], lanes, 5.0))
+    write_tusimple_predictions(tmp_path / "pred.json", lines)
+    result = evaluate_tusimple(tmp_path / "pred.json", root / "test_label.json")
+    assert result["accuracy"] == 1.0 and result["fp"] == 0.0 and result["fn"] == 0.0

@@ -220,10 +220,16 @@ def _longest_run(mask: np.ndarray) -> np.ndarray:
 # Sampling
 
 
+def sample_category(rng: np.random.Generator, allowed: tuple[str, ...] = CATEGORIES) -> str:
+    """A random scene category among ``allowed``, with the generator's category frequencies."""
+    weights = np.array([w for c, w in zip(CATEGORIES, _CATEGORY_WEIGHTS, strict=True) if c in allowed])
+    return str(rng.choice([c for c in CATEGORIES if c in allowed], p=weights / weights.sum()))
+
+
 def sample_scene(rng: np.random.Generator, width: int, height: int, category: str | None = None) -> Scene:
     """Draw a random scene; ``category`` (one of :data:`CATEGORIES`) forces the CULane category it has."""
     if category is None:
-        category = str(rng.choice(CATEGORIES, p=_CATEGORY_WEIGHTS))
+        category = sample_category(rng)
     elif category not in CATEGORIES:
         raise ValueError(f"unknown scene category {category!r}; expected one of {', '.join(CATEGORIES)}")
     night = category == "night" or (category == "hlight" and rng.random() < 0.5)

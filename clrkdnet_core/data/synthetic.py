@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.data.render import draw_scene
-from clrkdnet_core.data.scene import CATEGORIES, Drive, Scene, sample_scene
+from clrkdnet_core.data.scene import CATEGORIES, Drive, Scene, sample_category, sample_scene
 from clrkdnet_core.data.tusimple_seg import generate_seg_labels
 from clrkdnet_core.data.writers import culane_annotation_text
 from clrkdnet_core.errors import DatasetError
@@ -71,9 +71,14 @@ def split_sizes(n: int, fractions: tuple[float, float, float]) -> dict[str, int]
 
 
 def _scenes(
-    n: int, seed: int, size: tuple[int, int], sequence: bool, splits: dict[str, int]
+    n: int, seed: int, fmt: str, sequence: bool, splits: dict[str, int]
 ) -> Iterator[tuple[str, int, Scene]]:
-    """(split, index within the split, scene) for every frame, splits in order."""
+    """(split, index within the split, scene) for every frame, splits in order.
+
+    TuSimple images always show lanes (highway driving), so its frames never are crossing scenes.
+    """
+    size = IMAGE_SIZES[fmt]
+    categories = CATEGORIES if fmt == "culane" else tuple(c for c in CATEGORIES if c != "cross")
     drive = Drive(seed, *size) if sequence else None
     index = 0
     for split in SPLITS:
@@ -81,7 +86,8 @@ def _scenes(
             if drive is not None:
                 scene = drive.scene_at(index)
             else:
-                scene = sample_scene(np.random.default_rng([seed, index]), *size)
+                rng = np.random.default_rng([seed, index])
+                scene = sample_scene(rng, *size, sample_category(rng, categories))
             yield split, local, scene
             index += 1
 
@@ -102,7 +108,7 @@ def generate_dataset(
     root.mkdir(parents=True, exist_ok=True)
     splits = split_sizes(n, split)
     frames = tqdm(
-        _scenes(n, seed, IMAGE_SIZES[fmt], sequence, splits),
+        _scenes(n, seed, fmt, sequence, splits),
         total=n,
         desc=f"synthetic {fmt}",
         disable=not progress,
