@@ -141,7 +141,11 @@ def _replay(args: argparse.Namespace) -> int:
 def format_summary(report: dict) -> str:
     """One line: frames, the main metric (or why it was skipped) and the latency."""
     latency = report["latency_ms"]
-    parts = [f"{report['frames']} frames"]
+    if report.get("mode") == "live":
+        parts = [f"{report['frames_played']} frames played, {report['frames']} processed"]
+        parts.append(f"{report['frames_dropped']} dropped ({100 * (report['dropped_fraction'] or 0):.0f}%)")
+    else:
+        parts = [f"{report['frames']} frames"]
     metrics = report["metrics"]
     if metrics is None:
         parts.append(f"metrics skipped: {report['metrics_skipped']}")
@@ -153,8 +157,6 @@ def format_summary(report: dict) -> str:
         parts.append(
             f"latency p50 {latency['p50']:.1f} ms p95 {latency['p95']:.1f} ms ({report['fps']:.1f} FPS)"
         )
-    if report.get("mode") == "live":
-        parts.append(f"dropped {report['frames_dropped']} of {report['frames_played']} frames")
     return ", ".join(parts)
 
 

@@ -120,6 +120,10 @@ def replay_bag(
                 on_frame(frame, lanes)
     summary = scorer.summary()
     played = len(published)
+    if scorer.rows:
+        # Throughput of the live system: processed frames per second of playback (not 1 / latency).
+        span = max(arrival for arrival, _ in received.values()) - min(published.values())
+        summary["fps"] = len(scorer.rows) / span if span > 0 else None
     summary.update(
         mode="live",
         latency_kind="end_to_end",
