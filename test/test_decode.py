@@ -36,11 +36,11 @@ def random_predictions(rng: np.random.Generator, batch: int, priors: int = 192) 
     return torch.from_numpy(pred)
 
 
-def assert_same_lanes(actual: list[Lane], expected: list[Lane]) -> None:
+def assert_same_lanes(actual: list[Lane], expected: list[Lane], score_tolerance: float = 0.0) -> None:
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected, strict=True):
         np.testing.assert_array_equal(a.points, e.points)
-        assert a.score == e.score
+        assert abs(a.score - e.score) <= score_tolerance
 
 
 def one_lane(start_y: float, length_rows: float, xs: np.ndarray, logit: float = 5.0) -> torch.Tensor:
@@ -163,4 +163,4 @@ def test_cuda_decode_equals_reference():
     pred = random_predictions(np.random.default_rng(4), 8)
     decoded = decode_predictions(pred.cuda(), CULANE, 0.4, 50, 4)
     for actual, wanted in zip(decoded, reference_decode(pred, CULANE, 0.4, 50, 4), strict=True):
-        assert_same_lanes(actual, wanted)
+        assert_same_lanes(actual, wanted, score_tolerance=1e-6)  # CUDA's exp may differ in the last bit
