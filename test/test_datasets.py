@@ -197,3 +197,36 @@ def test_malformed_tusimple_json_names_file_and_line(tmp_path):
     (tmp_path / "test_label.json").write_text(json.dumps({"lanes": []}) + "\n")
     with pytest.raises(DatasetError, match=r"test_label.json:1"):
         TuSimpleDataset(tmp_path, "test", TUSIMPLE)
+
+
+def test_tusimple_seg_ids_follow_the_reference_order(tmp_path):
+    from clrkdnet_core.data import tusimple_seg
+
+    h = list(range(160, 720, 10))
+
+    def lane(x_top: float, x_bottom: float, first: int = 0) -> list[int]:
+        xs = np.linspace(x_top, x_bottom, len(h)).round().astype(int)
+        xs[:first] = -2
+        return xs.tolist()
+
+    # left to right: two lanes leaning left (chord angle < 90°), three leaning right; the short one (3 points)
+    # takes part in the ordering but is not drawn (< 4 points)
+    lanes = [lane(600, 100), lane(630, 400), lane(660, 900), lane(700, 1250), lane(720, 1270, first=53)]
+    slots = tusimple_seg.seg_lane_slots(lanes, h)
+    assert [len(s) for s in slots] == [0, 56, 56, 56, 56, 3]
+    assert slots[1][0][0] == 600 and slots[2][0][0] == 630 and slots[3][0][0] == 660
+    record = {"lanes": lanes, "h_samples": h, "raw_file": "clips/0313-1/60/20.jpg"}
+    (tmp_path / "label_data_0313.json").write_text(json.dumps(record) + "\n")
+    assert tusimple_seg.main(["--root", str(tmp_path)]) == 0
+    mask = cv2.imread(str(tmp_path / "seg_label" / "0313-1" / "60" / "20.png"), cv2.IMREAD_UNCHANGED)
+    assert set(np.unique(mask)) == {0, 2, 3, 4, 5}
+    assert mask[710, 100] == 2 and mask[710, 400] == 3 and mask[710, 900] == 4 and mask[710, 1250] == 5
+    listed = (tmp_path / "seg_label" / "list" / "train_val_gt.txt").read_text()
+    assert listed == "/clips/0313-1/60/20.jpg /seg_label/0313-1/60/20.png 0 1 1 1 1 0\n"
+    (tmp_path / "clips" / "0313-1" / "60").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "clips" / "0313-1" / "60" / "20.jpg"), np.zeros((720, 1280, 3), np.uint8))
+    dataset = TuSimpleDataset(tmp_path, "train", TUSIMPLE, augment=False)
+    assert int((dataset[0]["lane_line"][:, 1] == 1).sum()) == 5
+    (tmp_path / "seg_label" / "0313-1" / "60" / "20.png").unlink()
+    with pytest.raises(DatasetError, match=r"20\.png does not exist; generate the masks with"):
+        dataset[0]

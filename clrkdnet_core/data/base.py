@@ -54,6 +54,8 @@ def read_mask(path: Path) -> np.ndarray:
 class LaneDataset(Dataset):
     """Common part of the CULane and TuSimple datasets; subclasses fill ``samples`` (and ``lanes_of``)."""
 
+    missing_mask_hint = ""  # how to create the masks, added to the error for a missing one
+
     def __init__(
         self,
         root: str | Path,
@@ -90,6 +92,8 @@ class LaneDataset(Dataset):
         if sample.mask is None:
             raise DatasetError(f"the list gives no segmentation mask for {sample.image}")
         cut = self.geometry.cut_height
+        if not sample.mask.is_file():
+            raise DatasetError(f"segmentation mask {sample.mask} does not exist{self.missing_mask_hint}")
         mask = read_mask(sample.mask)[cut:]
         lanes = [lane - np.array([0.0, cut]) for lane in self.lanes_of(sample)]
         image = image[cut:]

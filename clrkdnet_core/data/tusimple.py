@@ -29,6 +29,8 @@ class TuSimpleDataset(LaneDataset):
     ``seg_label/`` (generate them with ``python -m clrkdnet_core.data.tusimple_seg``).
     """
 
+    missing_mask_hint = "; generate the masks with `python -m clrkdnet_core.data.tusimple_seg --root ROOT`"
+
     def __init__(
         self,
         root: str | Path,
