@@ -325,7 +325,8 @@ def _draw_vehicles(img: np.ndarray, scene: Scene) -> list[tuple[float, float, fl
 
 
 def _night(img: np.ndarray, scene: Scene, rng: np.random.Generator, lights: list, r0: int) -> None:
-    """Dim the ground to an ambient level, light the road with the ego headlights, add glowing tail lights."""
+    """Dim the ground to an ambient level, light the road with the ego headlights, add glowing tail lights
+    and the headlights of oncoming traffic beyond the left road edge."""
     cam = scene.camera
     h, w = cam.height, cam.width
     cell = 8
@@ -345,14 +346,22 @@ def _night(img: np.ndarray, scene: Scene, rng: np.random.Generator, lights: list
     light = cv2.resize(light.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     tint = np.array([0.85, 0.95, 1.08], np.float32)
     img[r0:] *= light[r0:, :, None] * tint
-    glow = np.zeros((hs, ws), np.float32)
-    for lu, lv, radius in lights:
-        yy, xx = np.ogrid[:hs, :ws]
-        r = max(radius * 1.5, cell) / cell
-        glow += np.exp(-((xx - lu / cell) ** 2 + (yy - lv / cell) ** 2) / (2 * r * r)).astype(np.float32)
-    if lights:
+    oncoming = []
+    for z_car in rng.uniform(15.0, 150.0, size=int(rng.integers(0, 4))):
+        x_car = scene.road.lateral(np.array(z_car), scene.road_edges[0] - 2.5)
+        for side in (-0.7, 0.7):
+            lu, lv = cam.project(x_car + side, np.array(z_car), 0.7)
+            oncoming.append((float(lu), float(lv), cam.focal * 0.25 / z_car))
+    yy, xx = np.ogrid[:hs, :ws]
+    for sources, color in ((lights, (10.0, 10.0, 70.0)), (oncoming, (200.0, 220.0, 235.0))):
+        if not sources:
+            continue
+        glow = np.zeros((hs, ws), np.float32)
+        for lu, lv, radius in sources:
+            r = max(radius * 1.5, cell) / cell
+            glow += np.exp(-((xx - lu / cell) ** 2 + (yy - lv / cell) ** 2) / (2 * r * r)).astype(np.float32)
         glow = cv2.resize(glow, (w, h), interpolation=cv2.INTER_LINEAR)
-        img += glow[..., None] * np.array([10.0, 10.0, 70.0], np.float32)
+        img += glow[..., None] * np.array(color, np.float32)
 
 
 def _glare(img: np.ndarray, scene: Scene, rng: np.random.Generator) -> None:

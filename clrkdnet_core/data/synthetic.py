@@ -104,9 +104,9 @@ def generate_dataset(
     """Write ``n`` synthetic frames in the ``fmt`` layout ("culane" / "tusimple") under ``out``."""
     if fmt not in IMAGE_SIZES:
         raise DatasetError(f"unknown dataset format {fmt!r}; expected culane or tusimple")
+    splits = split_sizes(n, split)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    splits = split_sizes(n, split)
     frames = tqdm(
         _scenes(n, seed, fmt, sequence, splits),
         total=n,
