@@ -7,6 +7,7 @@ latest-frame behaviour under a 30 Hz stream.
 """
 
 import array
+import functools
 import os
 import signal
 import subprocess
@@ -33,17 +34,13 @@ ANSWER_TIMEOUT_S = 40.0
 # ---- frames ------------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def road_image(seed: int = 0) -> np.ndarray:
-    """A BGR road: grey asphalt, sky, and three white lane markings converging to a vanishing point."""
-    rng = np.random.default_rng(seed)
-    image = np.full((HEIGHT, WIDTH, 3), (200, 170, 140), np.uint8)  # sky
-    horizon = int(HEIGHT * 0.45)
-    image[horizon:] = (90, 90, 90)
-    vanishing = (WIDTH // 2 + int(rng.integers(-20, 20)), horizon)
-    for bottom_x in (WIDTH * 0.1, WIDTH * 0.5, WIDTH * 0.9):
-        cv2.line(image, vanishing, (int(bottom_x), HEIGHT - 1), (235, 235, 235), 3, cv2.LINE_AA)
-    noise = rng.integers(-8, 8, image.shape)
-    return np.clip(image.astype(int) + noise, 0, 255).astype(np.uint8)
+    """A generated BGR road scene (the synthetic CULane-like renderer), WIDTH x HEIGHT."""
+    from clrkdnet_core.data.synthetic import render_scene
+
+    image, _ = render_scene(np.random.default_rng(seed), WIDTH, HEIGHT)
+    return image
 
 
 def raw_message(image_bgr: np.ndarray, encoding: str, padding: int = 0):
