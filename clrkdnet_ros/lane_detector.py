@@ -347,9 +347,14 @@ class LaneDetectorNode(LifecycleNode):
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._outputs = {}
+        on_gpu = self._detector is not None and self._detector.device.type == "cuda"
         self._detector = None
         self._draw_lanes = None
         self._camera_info = None
+        if on_gpu:
+            import torch
+
+            torch.cuda.empty_cache()  # hand the network's memory back while the node is unconfigured
 
     # ---- subscriptions and the inference thread ------------------------------------------------------------
 

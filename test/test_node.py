@@ -235,7 +235,14 @@ def detectors(checkpoint, ros, tmp_path_factory):
     compressed = start_detector(
         f"/lane_compressed_{os.getpid()}",
         logs / "compressed.log",
-        [*common, "image_transport:=compressed", "image_qos:=reliable"],
+        # cuda:7 exists neither here nor on a one-GPU machine: the detector must fall back to the CPU.
+        [
+            *common[:2],
+            "device:=cuda:7",
+            "score_threshold:=0.0",
+            "image_transport:=compressed",
+            "image_qos:=reliable",
+        ],
         ["image:=camera/image_raw"],
     )
     try:
@@ -578,3 +585,93 @@ def test_sigint_shuts_down_cleanly(detectors):
     for detector in detectors.values():
         assert detector.process.wait(timeout=30) == 0, detector.output()
         assert "Traceback" not in detector.output(), detector.output()
+
+
+def test_unavailable_cuda_device_falls_back_to_the_cpu_with_a_warning(detectors):
+    output = detectors["compressed"].output()
+    assert "device cuda:7 requested but" in output and "running on the CPU" in output
+    assert "on cpu (torch backend)" in output
+
+
+# ---- in-process: the latest-frame slot and configuration details -------------------------------------------
+
+
+def test_slot_keeps_only_the_newest_item_and_counts_drops():
+    from clrkdnet_ros.frame_slot import LatestFrameSlot
+
+    slot = LatestFrameSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True and slot.put(3) is True
+    assert (slot.take(timeout=0.1), slot.dropped) == (3, 2)
+    assert slot.take(timeout=0.05) is None
+    slot.close()
+    assert slot.take() is None  # closed: returns at once
+
+
+def test_worker_survives_exceptions_and_stops_promptly():
+    from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
+
+    slot = LatestFrameSlot()
+    processed, errors = [], []
+
+    def process(item):
+        if item == "bad":
+            raise ValueError("broken frame")
+        processed.append(item)
+
+    worker = FrameWorker(slot, process, errors.append)
+    worker.start()
+    for item in ("bad", "good"):
+        slot.put(item)
+        deadline = time.monotonic() + 5.0
+        while len(processed) + len(errors) < ("bad", "good").index(item) + 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    start = time.monotonic()
+    worker.stop(timeout=5.0)
+    assert time.monotonic() - start < 1.0
+    assert processed == ["good"] and [str(e) for e in errors] == ["broken frame"]
+
+
+@pytest.fixture
+def in_process_node():
+    """Build LaneDetectorNode objects in a private rclpy context (no auto-start: main() does that)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from clrkdnet_ros.lane_detector import LaneDetectorNode
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    nodes = []
+
+    def make(**params):
+        overrides = [Parameter(name, value=value) for name, value in params.items()]
+        node = LaneDetectorNode(context=context, parameter_overrides=overrides)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def test_crop_ratio_overrides_the_preset_crop(in_process_node, checkpoint):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = in_process_node(weights=str(checkpoint), device="cpu", crop_ratio=0.3)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node._detector.preset.geometry.cut_height == round(0.3 * 590)
+    assert node.get_parameter("score_threshold").value == 0.4  # unset: the preset's value, written back
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node._detector is None
+
+
+def test_invalid_choice_fails_configuration_with_one_message(in_process_node, checkpoint, capfd):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = in_process_node(weights=str(checkpoint), image_qos="fast")
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert node._detector is None
+    assert "parameter 'image_qos': invalid value 'fast'" in capfd.readouterr().err
