@@ -133,24 +133,39 @@ def test_duplicated_point_gives_nan_samples_drawn_towards_int_min():
     samples = natural_spline_samples(lane)
     assert np.isnan(samples[:-1]).all() and np.array_equal(samples[-1], [760, 400])
     mask = rasterize_lane(lane)
-    # The official tool draws one thick segment from (INT_MIN, INT_MIN) to the last point.
+    # The official tool draws one thick segment from (INT_MIN, INT_MIN) to the last point (how, depends on the
+    # OpenCV version: OpenCV 4 overflows; the installed cv2 draws the band towards the top-left corner).
     assert np.array_equal(mask, reference_mask(lane))
     assert mask[400, 760] == 1 and mask[200, 560] == 1 and mask[590 - 1, 800] == 0
 
 
-def test_rasterisation_equals_the_official_per_segment_loop():
+def test_rasterisation_equals_the_per_segment_loop():
+    # Inside the image (+ the width) every OpenCV version draws these pixels, so cv2.line is the reference.
     rng = np.random.default_rng(3)
     for _ in range(25):
         n = int(rng.integers(2, 25))
-        lane = np.stack(
-            [
-                rng.uniform(-200, 1800) + np.cumsum(rng.normal(0, 10, n)),
-                rng.uniform(0, 800) - 15 * np.arange(n),
-            ],
-            1,
-        )
+        lane = np.stack([rng.uniform(100, 1500) + np.cumsum(rng.normal(0, 6, n)), 560 - 20 * np.arange(n)], 1)
         width = int(rng.integers(1, 40))
         assert np.array_equal(rasterize_lane(lane, width), reference_mask(lane, width))
+
+
+# Segments reaching more than the width outside the image, drawn by the official tool's OpenCV (4.6, C++
+# cv::line on a 590x1640 CV_8UC1 image): pixel count and sum of the flat indices of the drawn pixels.
+# OpenCV 5's cv2.line moves some edge pixels of these bands.
+OPENCV4_LINES = [
+    ((800, 300), (1000, 700), 30, 10342, 7464351390),
+    ((800, 100), (1000, 620), 30, 16433, 9159800297),
+    ((-400, 590), (820, 250), 30, 26732, 15917378976),
+    ((1700, 650), (900, 200), 31, 26659, 17155820027),
+    ((100, -300), (600, 500), 2, 1943, 798109080),
+]
+
+
+@pytest.mark.parametrize(("start", "end", "width", "count", "index_sum"), OPENCV4_LINES)
+def test_segments_far_outside_are_drawn_as_opencv4_draws_them(start, end, width, count, index_sum):
+    mask = rasterize_lane(np.array([start, end], np.float64), width)
+    drawn = np.flatnonzero(mask)
+    assert (len(drawn), int(drawn.sum())) == (count, index_sum)
 
 
 def test_official_km_takes_the_first_edge_within_its_tolerance():

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.metrics.matching import match_gt_to_predictions
+from clrkdnet_core.metrics.raster import cv_round, draw_polyline
 from clrkdnet_core.metrics.spline import natural_spline_samples
 
 CULANE_ROWS = 590
@@ -54,7 +54,6 @@ MF1_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
 _COUNTS = ("tp", "fp", "fn")
 # What `istream >> double` accepts (no nan/inf/hex, which stop the C++ reader).
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT_MIN = -(2**31)
 # Images per worker task, and the size below which a process pool costs more than it saves.
 _CHUNK = 32
 _MIN_POOL_IMAGES = 256
@@ -396,16 +395,8 @@ def _lane_mask(points: np.ndarray, width: int, canvas: np.ndarray) -> _LaneMask 
     points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
     if len(points) < 2:
         return None  # the official similarity of such a lane is 0 with anything
-    polyline = points if len(points) == 2 else natural_spline_samples(points)
-    pixels = _to_int_points(polyline)
-    # Consecutive duplicates only redraw the same end cap, so dropping them leaves the mask unchanged.
-    keep = np.ones(len(pixels), dtype=bool)
-    keep[1:] = np.any(pixels[1:] != pixels[:-1], axis=1)
-    pixels = pixels[keep]
-    if len(pixels) == 1:
-        pixels = np.repeat(pixels, 2, axis=0)  # cv2.line(p, p) still draws the round cap
-    # An open cv2.polylines draws exactly the union of cv2.line over consecutive pairs, caps included.
-    cv2.polylines(canvas, [pixels.reshape(-1, 1, 2)], False, 1, thickness=width)
+    pixels = cv_round(points if len(points) == 2 else natural_spline_samples(points))
+    draw_polyline(canvas, pixels, width)
     # Every drawn pixel lies within half the width (+ rounding) of the polyline's bounding box.
     margin = width // 2 + 2
     rows, cols = canvas.shape
@@ -417,14 +408,6 @@ def _lane_mask(points: np.ndarray, width: int, canvas: np.ndarray) -> _LaneMask 
     drawn = box.astype(bool)
     box[...] = 0
     return _LaneMask(top, left, drawn, int(np.count_nonzero(drawn)))
-
-
-def _to_int_points(points: np.ndarray) -> np.ndarray:
-    """OpenCV's Point2f -> Point (x86 ``cvRound``): half to even; NaN, inf and out-of-range give INT_MIN."""
-    with np.errstate(invalid="ignore"):
-        rounded = np.rint(points.astype(np.float32))
-        valid = np.isfinite(rounded) & (rounded >= _INT_MIN) & (rounded < 2**31)
-    return np.where(valid, rounded, _INT_MIN).astype(np.int64).astype(np.int32)
 
 
 def _iou(a: _LaneMask | None, b: _LaneMask | None) -> float:
