@@ -15,20 +15,27 @@ from std_msgs.msg import Header
 
 from clrkdnet_core.errors import InputError
 
-# encoding -> (channels, OpenCV conversion to BGR or None when the bytes already are BGR)
+# encoding -> (bytes per pixel, OpenCV conversion to BGR or None when the bytes already are BGR).
+# OpenCV names Bayer patterns after the second row's first two pixels, hence ROS rggb = OpenCV BG.
 _RAW_ENCODINGS = {
     "bgr8": (3, None),
     "rgb8": (3, cv2.COLOR_RGB2BGR),
     "bgra8": (4, cv2.COLOR_BGRA2BGR),
     "rgba8": (4, cv2.COLOR_RGBA2BGR),
     "mono8": (1, cv2.COLOR_GRAY2BGR),
+    "yuv422": (2, cv2.COLOR_YUV2BGR_UYVY),
+    "yuv422_yuy2": (2, cv2.COLOR_YUV2BGR_YUY2),
+    "bayer_rggb8": (1, cv2.COLOR_BayerBG2BGR),
+    "bayer_bggr8": (1, cv2.COLOR_BayerRG2BGR),
+    "bayer_gbrg8": (1, cv2.COLOR_BayerGR2BGR),
+    "bayer_grbg8": (1, cv2.COLOR_BayerGB2BGR),
 }
 
 SUPPORTED_ENCODINGS = tuple(_RAW_ENCODINGS)
 
 
 def image_to_bgr(msg: Image) -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8 or mono8, any row step) to HxWx3 uint8 BGR.
+    """Decode a ``sensor_msgs/Image`` (:data:`SUPPORTED_ENCODINGS`, any row step) to HxWx3 uint8 BGR.
 
     ``is_bigendian`` is ignored: it has no meaning for 8-bit channels.
 
@@ -39,14 +46,17 @@ def image_to_bgr(msg: Image) -> np.ndarray:
         raise InputError(
             f"unsupported image encoding '{msg.encoding}' (supported: {', '.join(SUPPORTED_ENCODINGS)})"
         )
-    channels, conversion = _RAW_ENCODINGS[msg.encoding]
+    bytes_per_pixel, conversion = _RAW_ENCODINGS[msg.encoding]
     height, width, step = msg.height, msg.width, msg.step
     if height == 0 or width == 0:
         raise InputError(f"empty image ({width}x{height}, encoding '{msg.encoding}')")
-    row_bytes = width * channels
+    if msg.encoding.startswith("yuv422") and width % 2:
+        raise InputError(f"encoding '{msg.encoding}' needs an even width, got {width}")
+    row_bytes = width * bytes_per_pixel
     if step < row_bytes:
         raise InputError(
-            f"image step {step} is smaller than width {width} x {channels} bytes (encoding '{msg.encoding}')"
+            f"image step {step} is smaller than width {width} x {bytes_per_pixel} bytes "
+            f"(encoding '{msg.encoding}')"
         )
     if len(msg.data) != step * height:
         raise InputError(
@@ -54,7 +64,10 @@ def image_to_bgr(msg: Image) -> np.ndarray:
             f"{step} x {height} = {step * height}"
         )
     rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
-    pixels = rows[:, :row_bytes].reshape(height, width, channels)
+    # One-byte encodings stay 2-D: demosaicing accepts nothing else.
+    pixels = rows[:, :row_bytes].reshape(
+        (height, width, bytes_per_pixel) if bytes_per_pixel > 1 else (height, width)
+    )
     if conversion is None:
         return pixels.copy()  # never alias the message buffer: callers may draw on the image
     return cv2.cvtColor(pixels, conversion)

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rclpy
 from clrkdnet_msgs.msg import LaneArray
@@ -58,6 +58,9 @@ from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
 from clrkdnet_ros.ground_projection import CameraIntrinsics, GroundProjection
 from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
 from clrkdnet_ros.markers import lanes_to_markers
+
+if TYPE_CHECKING:
+    from clrkdnet_core.inference import LaneDetector
 
 try:  # Iron and newer
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -213,15 +216,6 @@ def _image_qos(name: str) -> QoSProfile:
     )
 
 
-def _load_overlay_drawer():
-    """``clrkdnet_core.visualization.draw_lanes`` when that module exists, else None (no debug image)."""
-    try:
-        from clrkdnet_core.visualization import draw_lanes
-    except ImportError:
-        return None
-    return draw_lanes
-
-
 class LaneDetectorNode(LifecycleNode):
     """Lane detection on the newest camera frame; see the module docstring for topics and lifecycle."""
 
@@ -259,7 +253,6 @@ class LaneDetectorNode(LifecycleNode):
         except Exception as exc:  # rclpy would turn it into a silent ERROR transition
             self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._draw_lanes = _load_overlay_drawer()
         self._outputs = {
             "lanes": self.create_lifecycle_publisher(LaneArray, "lanes", _OUTPUT_QOS),
             "markers": self.create_lifecycle_publisher(MarkerArray, "lane_markers", _LATEST_ONLY_QOS),
@@ -294,7 +287,13 @@ class LaneDetectorNode(LifecycleNode):
         self._release()
         return super().on_shutdown(state)
 
-    def _create_detector(self):
+    def _create_detector(self) -> "LaneDetector":
+        for name, choices in (("image_qos", IMAGE_QOS_CHOICES), ("image_transport", IMAGE_TRANSPORT_CHOICES)):
+            if self.get_parameter(name).value not in choices:
+                value = self.get_parameter(name).value
+                raise InputError(
+                    f"parameter '{name}': invalid value {value!r}; use one of {', '.join(choices)}"
+                )
         weights = self.get_parameter("weights").value
         if not weights:
             raise InputError(
@@ -302,20 +301,17 @@ class LaneDetectorNode(LifecycleNode):
             )
         if not Path(weights).is_file():
             raise InputError(f"weights file not found: {weights}")
-        from clrkdnet_core.inference import LaneDetector  # imports torch: only once the inputs look right
+        # Imported here (torch is slow to import) so that wrong parameters fail within a second.
+        from clrkdnet_core.inference import LaneDetector
+        from clrkdnet_core.visualization import draw_lanes
 
+        self._draw_lanes = draw_lanes
         preset = load_preset(self.get_parameter("preset").value)
         crop_ratio = self._optional_parameter("crop_ratio")
         if crop_ratio is not None:
             preset = preset.with_overrides(
                 {"geometry.cut_height": round(crop_ratio * preset.geometry.ori_img_h)}
             )
-        for name, choices in (("image_qos", IMAGE_QOS_CHOICES), ("image_transport", IMAGE_TRANSPORT_CHOICES)):
-            if self.get_parameter(name).value not in choices:
-                value = self.get_parameter(name).value
-                raise InputError(
-                    f"parameter '{name}': invalid value {value!r}; use one of {', '.join(choices)}"
-                )
         # LaneDetector falls back to the CPU (with a warning, see _forward_core_logs) when CUDA is missing.
         detector = LaneDetector.from_preset(
             preset,
@@ -419,7 +415,7 @@ class LaneDetectorNode(LifecycleNode):
         self._outputs["lanes"].publish(lane_array)
         if self._outputs["markers"].get_subscription_count() > 0:
             self._outputs["markers"].publish(lanes_to_markers(lane_array, intrinsics))
-        if self._draw_lanes is not None and self._outputs["debug_image"].get_subscription_count() > 0:
+        if self._outputs["debug_image"].get_subscription_count() > 0:
             self._outputs["debug_image"].publish(bgr_to_image(self._draw_lanes(image, lanes), msg.header))
 
         processing_ms = (time.perf_counter() - start) * 1e3

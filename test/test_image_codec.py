@@ -43,8 +43,23 @@ def _encode(bgr: np.ndarray, encoding: str) -> np.ndarray:
     }[encoding]
 
 
+EXACT_ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8")
+
+
+def test_supported_encodings():
+    assert set(SUPPORTED_ENCODINGS) == {
+        *EXACT_ENCODINGS,
+        "yuv422",
+        "yuv422_yuy2",
+        "bayer_rggb8",
+        "bayer_bggr8",
+        "bayer_gbrg8",
+        "bayer_grbg8",
+    }
+
+
 @pytest.mark.parametrize("padding", [0, 3])
-@pytest.mark.parametrize("encoding", SUPPORTED_ENCODINGS)
+@pytest.mark.parametrize("encoding", EXACT_ENCODINGS)
 def test_every_encoding_decodes_to_bgr(bgr, encoding, padding):
     decoded = image_to_bgr(_raw(_encode(bgr, encoding), encoding, padding))
     assert decoded.shape == (HEIGHT, WIDTH, 3)
@@ -52,6 +67,45 @@ def test_every_encoding_decodes_to_bgr(bgr, encoding, padding):
     assert decoded.flags.c_contiguous
     expected = np.repeat(bgr[..., 1:2], 3, axis=2) if encoding == "mono8" else bgr
     np.testing.assert_array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "packing"),
+    [("yuv422", cv2.COLOR_BGR2YUV_UYVY), ("yuv422_yuy2", cv2.COLOR_BGR2YUV_YUY2)],
+)
+def test_yuv422_byte_orders(encoding, packing):
+    # Strongly coloured but smooth, so chroma subsampling costs little and a swapped byte order shows.
+    smooth = np.zeros((8, 16, 3), np.uint8)
+    smooth[...] = (40, 90, 210)
+    smooth[:, :, 1] += np.arange(16, dtype=np.uint8)[None, :] * 4
+    packed = cv2.cvtColor(smooth, packing)  # OpenCV's encoder: (H, W, 2)
+    decoded = image_to_bgr(_raw(packed, encoding, padding=4))
+    assert np.abs(decoded.astype(int) - smooth.astype(int)).max() <= 6
+
+
+def _mosaic(bgr: np.ndarray, pattern: str) -> np.ndarray:
+    """The raw sensor bytes of a Bayer camera with ``pattern`` (e.g. 'rggb': R G on even rows, G B on odd)."""
+    channel = {"b": 0, "g": 1, "r": 2}
+    raw = np.empty(bgr.shape[:2], np.uint8)
+    for index, colour in enumerate(pattern):
+        row, col = divmod(index, 2)
+        raw[row::2, col::2] = bgr[row::2, col::2, channel[colour]]
+    return raw
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_patterns(pattern):
+    flat = np.zeros((10, 12, 3), np.uint8)
+    flat[...] = (30, 120, 220)
+    decoded = image_to_bgr(_raw(_mosaic(flat, pattern)[..., None], f"bayer_{pattern}8"))
+    # Away from the border a flat colour is demosaiced exactly; a wrong pattern would swap red and blue.
+    np.testing.assert_array_equal(decoded[2:-2, 2:-2], flat[2:-2, 2:-2])
+
+
+def test_yuv422_needs_an_even_width():
+    msg = _raw(np.zeros((2, 3, 2), np.uint8), "yuv422")
+    with pytest.raises(InputError, match="needs an even width"):
+        image_to_bgr(msg)
 
 
 def test_big_endian_flag_is_irrelevant_for_8_bit(bgr):
@@ -69,8 +123,8 @@ def test_decoding_does_not_alias_the_message_buffer(bgr):
 
 def test_unknown_encoding_is_named(bgr):
     msg = _raw(bgr, "bgr8")
-    msg.encoding = "yuv422_yuy2"
-    with pytest.raises(InputError, match="unsupported image encoding 'yuv422_yuy2'"):
+    msg.encoding = "32FC1"
+    with pytest.raises(InputError, match="unsupported image encoding '32FC1'"):
         image_to_bgr(msg)
 
 
