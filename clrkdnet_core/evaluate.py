@@ -5,16 +5,21 @@
     model     --preset P --weights W --dataset culane|tusimple --root DIR [--split test] [--out DIR]
 
 ``--list`` is a list file or a folder of the 9 category lists (CULane's ``list/test_split``); without it,
-``A/list/test_split`` is used, else ``A/list/test.txt``. A list file next to a ``test_split`` folder also gets
-the category table. With ``--json`` the last printed line is one JSON object: tp, fp, fn, precision, recall,
-f1 at the first IoU threshold (TuSimple: accuracy, fp, fn, f1), plus the other thresholds and lists.
+``A/list/test_split`` is used, else ``A/list/test.txt``; ``list/test.txt`` also gets the table of its
+categories when ``list/test_split`` is there. With ``--json`` the last printed line is one JSON object: tp,
+fp, fn, precision, recall, f1 at the first IoU threshold (TuSimple: accuracy, fp, fn, f1), plus the other
+thresholds and lists.
 """
 
 import argparse
 import json
 import math
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import DatasetError
@@ -26,7 +31,7 @@ from clrkdnet_core.metrics.culane import (
     mean_f1,
     sum_results,
 )
-from clrkdnet_core.metrics.tusimple import evaluate_tusimple
+from clrkdnet_core.metrics.tusimple import MAX_RUN_TIME_MS, evaluate_tusimple
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="where to write the predictions (default: a temporary folder)"
     )
     model.add_argument("--batch-size", type=int, default=8)
-    model.add_argument("--device", default="auto")
+    model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    model.add_argument(
+        "--run-time-ms", type=float, help="TuSimple: run_time to write instead of the measured ms per image"
+    )
     _add_culane_options(model)
     model.set_defaults(run=_run_model)
     return parser
@@ -101,9 +109,11 @@ def _evaluate_culane_dir(
     if list_path.is_dir():
         lists, categories, primary = {}, category_list_files(list_path), "total"
     elif list_path.is_file():
-        # A list next to CULane's test_split folder (list/test.txt) also gets the category table.
+        # CULane's list/test.txt also gets the table of its categories, from list/test_split.
         split_dir = list_path.parent / "test_split"
-        categories = category_list_files(split_dir) if split_dir.is_dir() else {}
+        categories = (
+            category_list_files(split_dir) if list_path.name == "test.txt" and split_dir.is_dir() else {}
+        )
         lists, primary = {list_path.stem: list_path}, list_path.stem
     else:
         raise DatasetError(f"CULane list file not found: {list_path}")
@@ -189,7 +199,84 @@ def _report_tusimple(result: dict, as_json: bool) -> None:
 
 
 def _run_model(args: argparse.Namespace) -> int:
-    raise DatasetError("the model subcommand needs clrkdnet_core.inference and clrkdnet_core.data.writers")
+    # Heavy imports (torch, the network) only for this subcommand.
+    from clrkdnet_core.inference import LaneDetector
+
+    detector = LaneDetector.from_preset(args.preset, args.weights, device=args.device)
+    with tempfile.TemporaryDirectory(prefix="clrkdnet_predictions_") as tmp:
+        out = args.out or Path(tmp)
+        print(f"predictions: {out if args.out else 'a temporary folder (give --out to keep them)'}")
+        if args.dataset == "culane":
+            list_file = _predict_culane(detector, args.root, args.split, out, args.batch_size)
+            results, primary = _evaluate_culane_dir(args.root, out, list_file, args)
+            _report_culane(results, primary, args)
+        else:
+            pred_json, gt_json = _predict_tusimple(detector, args.root, args.split, out, args)
+            _report_tusimple(evaluate_tusimple(pred_json, gt_json), args.json)
+    return 0
+
+
+def _predict_culane(detector, root: Path, split: str, out: Path, batch_size: int) -> Path:
+    """Write the CULane prediction files of ``split``; returns the list file."""
+    from clrkdnet_core.data.base import read_image
+    from clrkdnet_core.data.culane import LIST_FILES, read_list
+    from clrkdnet_core.data.writers import culane_prediction_path, write_culane_prediction
+
+    if split not in LIST_FILES:
+        raise DatasetError(f"unknown CULane split {split!r}; expected one of {', '.join(LIST_FILES)}")
+    samples = read_list(root, LIST_FILES[split])
+    for batch in _batches(samples, batch_size, "inference"):
+        images = [read_image(sample.image) for sample in batch]
+        for sample, image, lanes in zip(batch, images, detector.detect_batch(images), strict=True):
+            height, width = image.shape[:2]
+            write_culane_prediction(culane_prediction_path(out, sample.name), lanes, width, height)
+    return root / LIST_FILES[split]
+
+
+def _predict_tusimple(
+    detector, root: Path, split: str, out: Path, args: argparse.Namespace
+) -> tuple[Path, Path]:
+    """Write the TuSimple prediction JSON of ``split``; returns (prediction file, GT file)."""
+    from clrkdnet_core.data.base import read_image
+    from clrkdnet_core.data.tusimple import SPLIT_FILES
+    from clrkdnet_core.data.tusimple_seg import read_label_file
+    from clrkdnet_core.data.writers import tusimple_prediction_line, write_tusimple_predictions
+
+    if split not in SPLIT_FILES or len(SPLIT_FILES[split]) != 1:
+        raise DatasetError(
+            f"TuSimple evaluation needs a split with one label file, e.g. 'test'; got {split!r}"
+        )
+    gt_json = root / SPLIT_FILES[split][0]
+    if not gt_json.is_file():
+        raise DatasetError(f"TuSimple label file not found: {gt_json}")
+    records = read_label_file(gt_json)
+    lines, slow = [], 0
+    for batch in _batches(records, args.batch_size, "inference"):
+        images = [read_image(root / record["raw_file"]) for record in batch]
+        start = time.perf_counter()
+        detections = detector.detect_batch(images)
+        per_image_ms = (time.perf_counter() - start) * 1000 / len(batch)
+        run_time = per_image_ms if args.run_time_ms is None else args.run_time_ms
+        slow += len(batch) if run_time > MAX_RUN_TIME_MS else 0
+        for record, image, lanes in zip(batch, images, detections, strict=True):
+            height, width = image.shape[:2]
+            lines.append(tusimple_prediction_line(record["raw_file"], lanes, run_time, width, height))
+    if slow:
+        print(
+            f"warning: {slow} images took over {MAX_RUN_TIME_MS} ms, which the official tool scores as "
+            "misses; --run-time-ms 1 writes a fixed run time instead",
+            file=sys.stderr,
+        )
+    pred_json = out / f"tusimple_{split}_predictions.json"
+    write_tusimple_predictions(pred_json, lines)
+    return pred_json, gt_json
+
+
+def _batches(items: list, size: int, desc: str):
+    if size < 1:
+        raise DatasetError(f"--batch-size must be positive, got {size}")
+    for start in tqdm(range(0, len(items), size), desc=desc, unit="batch", disable=None):
+        yield items[start : start + size]
 
 
 def _cpp_double(value: float) -> str:

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from clrkdnet_core.metrics.culane import lane_file_path, read_lane_file
 
 REPO = Path(__file__).resolve().parents[1]
 H_SAMPLES = list(range(160, 720, 10))
@@ -114,3 +117,50 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         "00001.lines.txt line 2: expected pairs of numbers",
     )
     assert_one_line_error(run("tusimple", "--pred", "p.json", "--gt", "g.json"), "p.json")
+
+
+@pytest.mark.slow
+def test_model_writes_official_predictions_and_evaluates_them(tmp_path, capsys):
+    # An untrained network: the point is the pipeline (inference -> official files -> metric), not the score.
+    # In-process (the other tests cover the subprocess path) to pay for importing torch only once.
+    torch = pytest.importorskip("torch")
+    from clrkdnet_core.checkpoint import save_checkpoint
+    from clrkdnet_core.data.synthetic import generate_dataset
+    from clrkdnet_core.evaluate import main
+    from clrkdnet_core.models import build_model
+
+    torch.manual_seed(0)
+    roots, weights = {}, {}
+    for dataset in ("culane", "tusimple"):
+        roots[dataset] = generate_dataset(
+            tmp_path / dataset, dataset, 2, seed=0, split=(0, 0, 1), progress=False
+        )
+        model = build_model(f"clrkdnet_resnet18_{dataset}")
+        weights[dataset] = str(save_checkpoint(tmp_path / f"{dataset}.pth", model))
+
+    common = ["--device", "cpu", "--batch-size", "2", "--json"]
+    args = ["--preset", "clrkdnet_resnet18_culane", "--weights", weights["culane"], "--dataset", "culane"]
+    assert (
+        main(["model", *args, "--root", str(roots["culane"]), "--out", str(tmp_path / "pred"), *common]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    entries = (roots["culane"] / "list/test.txt").read_text().split()
+    assert summary["images"] == len(entries) == 2 and summary["missing_predictions"] == 0
+    gt_lanes = sum(len(read_lane_file(lane_file_path(roots["culane"], entry))) for entry in entries)
+    assert summary["tp"] + summary["fn"] == gt_lanes
+    assert all(Path(lane_file_path(tmp_path / "pred", entry)).is_file() for entry in entries)
+
+    args = [
+        "--preset",
+        "clrkdnet_resnet18_tusimple",
+        "--weights",
+        weights["tusimple"],
+        "--dataset",
+        "tusimple",
+    ]
+    out = ["--root", str(roots["tusimple"]), "--out", str(tmp_path / "tpred"), "--run-time-ms", "1"]
+    assert main(["model", *args, *out, *common]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["images"] == 2
+    predictions = (tmp_path / "tpred/tusimple_test_predictions.json").read_text().splitlines()
+    assert [json.loads(line)["run_time"] for line in predictions] == [1.0, 1.0]
