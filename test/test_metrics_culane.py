@@ -11,6 +11,7 @@ from scipy.interpolate import CubicSpline
 from scipy.optimize import linear_sum_assignment
 
 from clrkdnet_core.errors import DatasetError
+from clrkdnet_core.lane import Lane
 from clrkdnet_core.metrics.culane import (
     MF1_THRESHOLDS,
     culane_counts,
@@ -321,3 +322,10 @@ def test_mean_f1_scores_zero_where_there_is_no_true_positive():
     assert mean_f1({"thresholds": rows}) == pytest.approx(0.8 / 2)
     with pytest.raises(ValueError, match="mF1 needs"):
         mean_f1({"thresholds": {0.5: rows[0.5]}})
+
+
+def test_lane_objects_are_accepted():
+    lane = curved_lane()
+    detected = Lane(points=lane[::-1], score=0.9)  # detector order: top to bottom
+    match = match_image([detected], [lane])
+    assert match.counts(0.5) == (1, 0, 0) and match.matched_iou[0] > 0.95

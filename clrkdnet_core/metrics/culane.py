@@ -145,7 +145,7 @@ def match_image(
     rows: int = CULANE_ROWS,
     cols: int = CULANE_COLS,
 ) -> ImageMatch:
-    """Official IoU matching of one image's predicted and GT lanes, each an (N, 2) array of (x, y) pixels."""
+    """Official IoU matching of one image's predicted and GT lanes ((N, 2) (x, y) arrays or Lane objects)."""
     num_gt, num_pred = len(gt_lanes), len(pred_lanes)
     if num_gt == 0 or num_pred == 0:
         return ImageMatch(num_gt, num_pred, np.full(num_gt, np.nan))
@@ -169,7 +169,11 @@ def culane_counts(
     rows: int = CULANE_ROWS,
     cols: int = CULANE_COLS,
 ) -> tuple[int, int, int]:
-    """(TP, FP, FN) of one image from in-memory lanes ((N, 2) arrays of (x, y) in 1640x590 pixels)."""
+    """(TP, FP, FN) of one image from in-memory lanes: (N, 2) arrays of (x, y) pixels, or Lane objects.
+
+    Each lane is drawn as the tool draws a ``.lines.txt`` line holding these points in this order (the files
+    list points bottom to top; the spline samples, and so a few border pixels, depend on the direction).
+    """
     return match_image(pred_lanes, gt_lanes, width, rows, cols).counts(iou_threshold)
 
 
@@ -392,7 +396,7 @@ def _aggregate(results: Sequence[_EntryResult], iou_thresholds: Sequence[float])
 
 def _lane_mask(points: np.ndarray, width: int, canvas: np.ndarray) -> _LaneMask | None:
     """Draw one lane as the official tool does, using ``canvas`` (all zeros, left zeroed) as scratch space."""
-    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    points = np.asarray(getattr(points, "points", points), dtype=np.float32).reshape(-1, 2)
     if len(points) < 2:
         return None  # the official similarity of such a lane is 0 with anything
     pixels = cv_round(points if len(points) == 2 else natural_spline_samples(points))
