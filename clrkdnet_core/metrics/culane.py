@@ -2,11 +2,11 @@
 
 Per image, every GT and every predicted lane is interpolated (two points as they are, more points by the
 official natural cubic spline with 50 samples per segment), rounded to pixels the way OpenCV converts
-``Point2f`` to ``Point`` and drawn with ``cv2.line`` of width 30 on its own 590x1640 mask. IoU of two masks is
-|A∩B| / (|A| + |B| - |A∩B|); GT and predictions are matched by the official Kuhn-Munkres on the IoU matrix,
-and a GT lane counts as a true positive when its partner's IoU is strictly above the threshold. Counts are
-summed over the list before precision, recall and F1 are computed, with the tool's -1 for an empty
-denominator.
+``Point2f`` to ``Point`` and drawn as the tool's ``cv::line`` calls of width 30 draw it (:mod:`.raster`) on
+its own 590x1640 mask. IoU of two masks is |A∩B| / (|A| + |B| - |A∩B|); GT and predictions are matched by the
+official Kuhn-Munkres on the IoU matrix, and a GT lane counts as a true positive when its partner's IoU is
+strictly above the threshold. Counts are summed over the list before precision, recall and F1 are computed,
+with the tool's -1 for an empty denominator.
 
 The matching does not depend on the threshold, so one pass gives the counts at every threshold (F1@50, F1@75,
 mF1).
@@ -14,7 +14,10 @@ mF1).
 Where the official tool is odd, it is reproduced: each text line of a ``.lines.txt`` file is a lane, even an
 empty one (a lane with fewer than 2 points has IoU 0 with everything); an odd trailing value on a line is
 ignored; a missing prediction file means no predictions and a missing annotation file means no GT lanes (both
-are counted in the result so that a wrong directory does not pass unnoticed).
+are counted in the result so that a wrong directory does not pass unnoticed). A lane whose spline has NaN
+samples (two equal consecutive points: a division by zero in the tool) is drawn towards INT_MIN like the tool
+does; what OpenCV draws for such a segment differs between OpenCV versions, so there the tool's own result
+depends on its build.
 """
 
 import math
