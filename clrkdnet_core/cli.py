@@ -7,7 +7,7 @@ from clrkdnet_core.errors import ClrkdnetError
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run ``main``; a :class:`ClrkdnetError` or missing file becomes ``error: ...`` on stderr and exit code 2."""
+    """Run ``main``; a :class:`ClrkdnetError` or a missing file becomes ``error: ...`` and exit code 2."""
     try:
         return main(argv)
     except (ClrkdnetError, FileNotFoundError) as exc:

@@ -1,8 +1,8 @@
 """Exceptions raised for bad user input.
 
-Every error a user can cause (a wrong preset name, a truncated checkpoint, a missing dataset file, an image of the
-wrong type) is a :class:`ClrkdnetError`, so command-line tools can print its one-line message and exit non-zero
-instead of showing a traceback.
+Every error a user can cause (a wrong preset name, a truncated checkpoint, a missing dataset file, an image
+of the wrong type) is a :class:`ClrkdnetError`, so command-line tools can print its one-line message and exit
+non-zero instead of showing a traceback.
 """
 
 
