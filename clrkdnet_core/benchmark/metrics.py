@@ -1,5 +1,6 @@
 """Benchmark section: how long the official-equivalent CULane metric takes on a test-set-sized list."""
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ def culane_metric_section(n_images: int = 34680, workers: int = 2, seed: int = 0
     with tempfile.TemporaryDirectory(prefix="culane_bench_") as tmp:
         root = Path(tmp)
         list_file = _write_synthetic_culane(root, n_images, np.random.default_rng(seed))
+        load = os.getloadavg()[0]
         start = time.perf_counter()
         result = evaluate_culane(
             root / "anno",
@@ -39,7 +41,8 @@ def culane_metric_section(n_images: int = 34680, workers: int = 2, seed: int = 0
             "## CULane metric (official C++ equivalent)",
             "",
             f"`evaluate_culane` on {n_images} synthetic images (GT and predictions: 2-4 lanes, ~40 points),",
-            f"IoU thresholds 0.5 and 0.75 from one matching pass, {workers} worker process(es).",
+            f"IoU thresholds 0.5 and 0.75 from one matching pass, {workers} worker process(es) on "
+            f"{os.cpu_count()} CPU cores (1-minute load average {load:.1f} at the start).",
             "",
             "| images | time (s) | images/s | F1@50 | F1@75 |",
             "|---:|---:|---:|---:|---:|",

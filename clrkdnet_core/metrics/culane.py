@@ -245,7 +245,7 @@ def evaluate_culane_lists(
 def evaluate_culane_categories(
     anno_dir: str | os.PathLike,
     pred_dir: str | os.PathLike,
-    split_dir: str | os.PathLike,
+    split_dir: str | os.PathLike | None = None,
     iou_thresholds: Sequence[float] = (0.5,),
     width: int = CULANE_WIDTH,
     workers: int | None = None,
@@ -253,7 +253,7 @@ def evaluate_culane_categories(
     cols: int = CULANE_COLS,
     progress: bool = True,
 ) -> dict:
-    """Evaluate the 9 CULane categories of ``split_dir`` (``list/test_split``) and their total.
+    """Evaluate the 9 CULane category lists (default folder ``<anno_dir>/list/test_split``) and their total.
 
     Returns ``{"categories": {name: result}, "total": result}``, each result as from :func:`evaluate_culane`;
     the total comes from the summed counts (:func:`sum_results`).
