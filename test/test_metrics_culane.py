@@ -285,13 +285,12 @@ def test_user_errors_name_the_path(tmp_path):
 
 def test_categories_total_comes_from_summed_counts(tmp_path):
     make_dataset(tmp_path)
-    split = tmp_path / "split"
-    split.mkdir()
+    split = tmp_path / "anno/list/test_split"
+    split.mkdir(parents=True)
     (split / "test0_normal.txt").write_text("/d/v/0.jpg\n")
     (split / "test7_cross.txt").write_text("/d/v/1.jpg\n/d/v/2.jpg\n")
-    result = evaluate_culane_categories(
-        tmp_path / "anno", tmp_path / "pred", split, MF1_THRESHOLDS, workers=1
-    )
+    # The category folder defaults to <anno_dir>/list/test_split, where CULane keeps it.
+    result = evaluate_culane_categories(tmp_path / "anno", tmp_path / "pred", iou_thresholds=MF1_THRESHOLDS)
     assert list(result["categories"]) == ["normal", "cross"]
     normal, cross, total = result["categories"]["normal"], result["categories"]["cross"], result["total"]
     assert (normal["tp"], normal["fp"], normal["fn"]) == (2, 0, 1)

@@ -258,6 +258,7 @@ def evaluate_culane_categories(
     Returns ``{"categories": {name: result}, "total": result}``, each result as from :func:`evaluate_culane`;
     the total comes from the summed counts (:func:`sum_results`).
     """
+    split_dir = Path(anno_dir) / "list" / "test_split" if split_dir is None else split_dir
     categories = evaluate_culane_lists(
         anno_dir,
         pred_dir,
