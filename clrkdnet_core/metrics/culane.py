@@ -87,7 +87,7 @@ class _LaneMask:
 
 
 def read_lane_file(path: str | os.PathLike) -> list[np.ndarray] | None:
-    """Lanes of a CULane ``.lines.txt`` file as float32 (N, 2) arrays, or None when the file does not exist.
+    """Lanes of a CULane ``.lines.txt`` file as float32 (N, 2) arrays, or None when it cannot be opened.
 
     Like the C++ reader (``getline`` + ``stringstream >> x >> y``): one lane per text line, blank lines
     included, coordinates read in pairs and an unpaired last value dropped. A token that is not a number
@@ -96,8 +96,8 @@ def read_lane_file(path: str | os.PathLike) -> list[np.ndarray] | None:
     """
     try:
         data = Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None  # the C++ ifstream fails to open and reads no lane
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
