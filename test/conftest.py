@@ -13,12 +13,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+import torch
 
 if TYPE_CHECKING:
     from rclpy.node import Node
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+# Without CUDA the Triton kernels run under Triton's interpreter. The switch must be set before any test
+# imports triton (torch.onnx and the backends do), so it lives here rather than in the Triton tests.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture
