@@ -5,6 +5,13 @@ once, in an order rotated per iteration, so that load from other processes on a 
 them alike. Results are latency percentiles, throughput and ratios; this module holds timing and Markdown.
 """
 
+import os
+
+# On a shared machine, OpenMP threads spinning while they wait make 2-thread PyTorch up to 10x slower as soon
+# as other processes load the cores (measured: 1.7-2.8 s, not 0.19 s, per CLRKDNet-R18 forward at load 4).
+# Passive waiting costs little on an idle machine. It only takes effect if torch is not imported yet.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import platform
 import statistics
 import time
@@ -103,7 +110,8 @@ def environment_lines(command: str) -> list[str]:
     except ImportError:
         ort_version = "not installed"
     lines = [
-        f"- CPU: {cpu_model()} ({torch.get_num_threads()} torch threads)",
+        f"- CPU: {cpu_model()} ({torch.get_num_threads()} torch threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})",
         f"- Python {platform.python_version()}, torch {torch.__version__}, onnxruntime {ort_version}",
     ]
     if torch.cuda.is_available():
