@@ -42,11 +42,12 @@ def _preset(name: str, **overrides):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["clrnet_resnet18_culane", "clrkdnet_resnet18_culane"])
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(name, culane_root, tmp_path):
-    preset = _preset(name, **{"train.batch_size": 1, "train.lr": 1e-3, "train.epochs": 100})
+    preset = _preset(name, **{"train.batch_size": 1, "train.lr": 3e-4, "train.epochs": 100})
     train_set = build_train_dataset(preset, culane_root)
     trainer = Trainer(preset, train_set, None, _settings(tmp_path))
-    batch = collate([train_set[0]])
-    losses = [trainer.train_step(batch)["total_loss"] for _ in range(3)]
+    # The seeded wrapper fixes the augmentation, so the batch does not depend on what ran before this test.
+    batch = collate([trainer.train_set[0]])
+    losses = [trainer.train_step(batch)["total_loss"] for _ in range(4)]
     assert losses[-1] < losses[0]
     assert all(torch.isfinite(torch.tensor(losses)))
 
