@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.cpu_only:
         devices.append(torch.device("cuda"))
-    command = "python -m clrkdnet_core.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = (
+        f"python -m clrkdnet_core.benchmark {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
+    )
     started = time.time()
 
     body: list[str] = []

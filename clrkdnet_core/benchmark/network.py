@@ -194,9 +194,11 @@ def reference_section(settings: Settings, store: ModelStore) -> tuple[list[str],
             pred = model.heads(model.neck(features), return_dict=False)
         return reference_lanes_with_splines(pred, model.preset)
 
+    runners = {name: _backend_for(name, model, cpu) for name in available_backends(cpu)}
+    # oneDNN runs these convolutions faster in NHWC on CPU (the torch backend's channels_last option).
+    runners["torch, channels-last"] = create_backend("torch", _copy_to(model, cpu), cpu, channels_last=True)
     contenders = {"reference way": reference_way}
-    for name in available_backends(cpu):
-        run = _backend_for(name, model, cpu)
+    for name, run in runners.items():
         contenders[f"ours: {name}"] = lambda run=run: decode_predictions(
             run(preprocess_batch(images, geometry)),
             geometry,
