@@ -13,13 +13,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
 if TYPE_CHECKING:
     from rclpy.node import Node
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+# Spinning OpenMP workers make 2-thread PyTorch about 10x slower whenever another process (a node under test,
+# the other core's job) is busy; passive waiting avoids that. OpenMP reads it once, when torch loads it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # after OMP_WAIT_POLICY is set
 
 # Without CUDA the Triton kernels run under Triton's interpreter. The switch must be set before any test
 # imports triton (torch.onnx and the backends do), so it lives here rather than in the Triton tests.
