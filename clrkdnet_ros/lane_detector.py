@@ -33,6 +33,7 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -222,7 +223,13 @@ class LaneDetectorNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("lane_detector", **kwargs)
         for name, (value, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, value, descriptor)
+            try:
+                self.declare_parameter(name, value, descriptor)
+            except ParameterException as exc:  # a wrong type or range from --ros-args or the YAML file
+                reason = str(exc).removesuffix(f": {name}")
+                if "of type 'INTEGER', expecting type 'DOUBLE'" in reason:
+                    reason += " (write doubles with a decimal point, e.g. 1.0)"
+                raise InputError(f"parameter '{name}': {reason}") from None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._stats = DetectorStats()
@@ -543,11 +550,20 @@ def _forward_core_logs(node: LaneDetectorNode) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run clrkdnet_ros lane_detector``; 1 when auto-start cannot load the model."""
+    """Entry point of ``ros2 run clrkdnet_ros lane_detector`` and ``python -m``.
+
+    Exit codes: 0 after a normal shutdown, 1 when auto-start cannot load the model (logged as one ROS error
+    line), 2 with one ``error:`` line for a parameter of the wrong type or out of its range.
+    """
+    return run_cli(_run, argv)
+
+
+def _run(argv: list[str] | None) -> int:
     rclpy.init(args=argv)
-    node = LaneDetectorNode()
-    _forward_core_logs(node)
+    node = None
     try:
+        node = LaneDetectorNode()
+        _forward_core_logs(node)
         if node.get_parameter("auto_start").value:
             for transition in (node.trigger_configure, node.trigger_activate):
                 if transition() != TransitionCallbackReturn.SUCCESS:
@@ -556,11 +572,12 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._stop_processing()
-        node.destroy_node()
+        if node is not None:
+            node._stop_processing()
+            node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(main())

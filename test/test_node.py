@@ -589,6 +589,28 @@ def test_missing_weights_exit_with_one_clear_line(tmp_path):
     assert f"weights file not found: {missing}" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("max_lanes:=500", "parameter 'max_lanes': Invalid parameter value (500)"),
+        ("camera_height:=1", "write doubles with a decimal point"),
+    ],
+)
+def test_bad_parameter_exits_with_one_error_line_from_the_console_script(override, message):
+    # ros2 run calls main() directly (console script, no run_cli around it): still one line, no traceback.
+    script = "import sys; from clrkdnet_ros.lane_detector import main; sys.exit(main())"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--ros-args", "-p", override, "-p", "weights:=/nope.pth"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert message in lines[0]
+
+
 def test_sigint_shuts_down_cleanly(detectors):
     for detector in detectors.values():
         detector.process.send_signal(signal.SIGINT)
