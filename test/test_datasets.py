@@ -81,6 +81,26 @@ def test_encoded_targets_decode_back_to_the_labels(culane_root):
     assert compared > 200
 
 
+def test_tusimple_targets_decode_back_to_the_labels(tusimple_root):
+    dataset = TuSimpleDataset(tusimple_root, "trainval", TUSIMPLE, augment=False)
+    compared = 0
+    for index in range(len(dataset)):
+        target = dataset[index]["lane_line"].numpy()
+        lanes = [lane for lane in dataset.samples[index].lanes if len(lane) >= 2]
+        assert all(row[1] == 0 for row in target[len(lanes) :])
+        for row, lane in zip(target, lanes, strict=False):
+            # Crop 160 rows, then 1280x560 -> 800x320.
+            x = lane[:, 0] * 800 / 1280
+            y = (lane[:, 1] - 160) * 320 / 560
+            points = decode_target(row)
+            order = np.argsort(y)
+            inside = (points[:, 1] >= max(y.min(), 0)) & (points[:, 1] <= y.max())
+            expected = np.interp(points[inside, 1], y[order], x[order])
+            np.testing.assert_allclose(points[inside, 0], expected, atol=1.0)
+            compared += int(inside.sum())
+    assert compared > 100
+
+
 def _densify(points: np.ndarray) -> np.ndarray:
     out = [points[:1]]
     for a, b in itertools.pairwise(points):
@@ -89,15 +109,20 @@ def _densify(points: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def test_augmentation_keeps_lanes_and_masks_aligned(culane_root):
-    dataset = CULaneDataset(culane_root, "train", CULANE)
+@pytest.mark.parametrize("fmt", ["culane", "tusimple"])
+def test_augmentation_keeps_lanes_and_masks_aligned(fmt, culane_root, tusimple_root):
+    if fmt == "culane":
+        dataset = CULaneDataset(culane_root, "train", CULANE)
+    else:
+        dataset = TuSimpleDataset(tusimple_root, "trainval", TUSIMPLE)
+    cut = dataset.geometry.cut_height
     on_lane = total = 0
     for seed in range(6):
         transform = build_transform(train=True, seed=seed)
         sample = dataset.samples[seed % len(dataset)]
-        image = cv2.imread(str(sample.image))[270:]
-        mask = read_mask(sample.mask)[270:]
-        lanes = [lane - [0, 270] for lane in read_lines_file(sample.image.with_suffix(".lines.txt"))]
+        image = cv2.imread(str(sample.image))[cut:]
+        mask = read_mask(sample.mask)[cut:]
+        lanes = [lane - [0, cut] for lane in dataset.lanes_of(sample)]
         out_image, out_lanes, out_mask = apply_transform(transform, image, lanes, mask)
         assert out_image.shape == (320, 800, 3) and out_mask.shape == (320, 800)
         for lane in out_lanes:
@@ -136,6 +161,8 @@ def test_frame_diff_cli_and_filter(culane_root):
     )
     kept = [s.name for s, d in zip(dataset.samples, diffs, strict=True) if d > threshold]
     assert [s.name for s in filtered.samples] == kept and 0 < len(kept) < len(dataset)
+    with pytest.raises(DatasetError, match=r"cannot write .*train\.txt"):
+        frame_diff.main(["--root", str(culane_root), "--out", "list/train.txt/diffs.npz"])
 
 
 def test_tusimple_dataset(tusimple_root, tmp_path):

@@ -214,3 +214,7 @@ def test_bad_arguments_raise_dataset_error(tmp_path):
         synthetic.generate_dataset(tmp_path, "llamas", 3, 0)
     with pytest.raises(DatasetError, match="split"):
         synthetic.generate_dataset(tmp_path, "culane", 0, 0)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(DatasetError, match=r"cannot create output folder .*a_file"):
+        synthetic.generate_dataset(blocker / "out", "culane", 2, 0)

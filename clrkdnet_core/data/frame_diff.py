@@ -19,6 +19,7 @@ from tqdm import tqdm
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.data.base import read_image
 from clrkdnet_core.data.culane import read_list
+from clrkdnet_core.errors import DatasetError
 
 DEFAULT_LIST = "list/train_gt.txt"
 DEFAULT_OUT = "list/train_diffs.npz"
@@ -50,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     diffs = frame_diffs(args.root, args.list)
     out = Path(args.root) / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, data=diffs)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, data=diffs)
+    except OSError as exc:
+        raise DatasetError(f"cannot write {out}: {exc.strerror}") from exc
     print(f"wrote {len(diffs)} frame differences to {out}")
     return 0
 

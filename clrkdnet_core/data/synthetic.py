@@ -106,7 +106,10 @@ def generate_dataset(
         raise DatasetError(f"unknown dataset format {fmt!r}; expected culane or tusimple")
     splits = split_sizes(n, split)
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create output folder {root}: {exc.strerror}") from exc
     frames = tqdm(
         _scenes(n, seed, fmt, sequence, splits),
         total=n,
