@@ -9,7 +9,6 @@ silently half-loaded model.
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                 f"{path} holds Python objects ({foreign.group(1)}), not only tensors; refusing to unpickle it"
             ) from exc
         raise CheckpointError(f"cannot read {path}: truncated or not a PyTorch checkpoint") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"cannot read {path}: truncated or not a PyTorch checkpoint ({exc})") from exc
+    except Exception as exc:
+        # unpickling arbitrary bytes fails with whatever they lead to: KeyError, IndexError, struct.error, ...
+        reason = f"{type(exc).__name__}: {str(exc).split('. ')[0]}"
+        raise CheckpointError(
+            f"cannot read {path}: truncated or not a PyTorch checkpoint ({reason})"
+        ) from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} is not a checkpoint: it holds a {type(data).__name__}, not a dict")
     if "net" in data or "state_dict" in data:

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,21 @@ def test_foreign_files(tmp_path, content, message):
     with pytest.raises(CheckpointError, match=message) as info:
         read_checkpoint(path)
     assert str(path) in str(info.value)
+
+
+def test_garbage_bytes_always_give_a_checkpoint_error(tmp_path):
+    """Short byte strings send the unpickler into KeyError, IndexError, struct.error, ...: all reported."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / "garbage.pth"
+    samples = [b"hello", b"\x80\x02h\x01", b"\x80\x05\x95"]
+    samples += [rng.bytes(int(rng.integers(1, 48))) for _ in range(150)]
+    samples += [b"\x80\x02" + rng.bytes(int(rng.integers(1, 48))) for _ in range(150)]
+    for sample in samples:
+        path.write_bytes(sample)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about unknown pickle protocols
+            with pytest.raises(CheckpointError, match=r"garbage\.pth"):
+                read_checkpoint(path)
 
 
 def test_save_is_atomic_and_keeps_the_old_file_on_failure(tmp_path):
