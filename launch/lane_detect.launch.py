@@ -5,7 +5,9 @@
 
 Parameters come from ``params_file`` (default: the package's config/lane_detect.yaml); the preset, weights,
 device, image_transport and use_sim_time arguments override it. Use ``namespace:=front`` to run one detector
-per camera (topics become /front/lanes, /front/lane_markers, ...).
+per camera (topics become /front/lanes, /front/lane_markers, ...); RViz then runs in the same namespace.
+Without the ground projection the markers are in the camera's frame: pass ``rviz_fixed_frame:=<camera
+frame_id>`` when no TF links it to base_link.
 """
 
 from launch.actions import DeclareLaunchArgument
@@ -67,6 +69,12 @@ def generate_launch_description() -> LaunchDescription:
             description="Also start RViz2 with config/lane_detect.rviz",
         ),
         DeclareLaunchArgument(
+            "rviz_fixed_frame",
+            default_value="base_link",
+            description="RViz fixed frame: ground_frame_id with the ground projection, else the camera's "
+            "frame_id (the markers then lie in the image plane) unless TF links it to base_link",
+        ),
+        DeclareLaunchArgument(
             "log_level",
             default_value="info",
             choices=["debug", "info", "warn", "error", "fatal"],
@@ -99,12 +107,25 @@ def generate_launch_description() -> LaunchDescription:
         ],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
     )
+    # The .rviz file names absolute topics of an un-namespaced detector; RViz runs in the detector's namespace
+    # and remaps them to relative names, so one RViz per camera shows that camera's topics.
     rviz = Node(
         package="rviz2",
         executable="rviz2",
         name="rviz2",
-        arguments=["-d", PathJoinSubstitution([package_share, "config", "lane_detect.rviz"])],
+        namespace=LaunchConfiguration("namespace"),
+        arguments=[
+            "-d",
+            PathJoinSubstitution([package_share, "config", "lane_detect.rviz"]),
+            "-f",
+            LaunchConfiguration("rviz_fixed_frame"),
+        ],
         parameters=[{"use_sim_time": use_sim_time}],
+        remappings=[
+            ("/camera/image_raw", LaunchConfiguration("image_topic")),
+            ("/lane_detector/debug/image", "lane_detector/debug/image"),
+            ("/lane_markers", "lane_markers"),
+        ],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
     return LaunchDescription([*arguments, detector, rviz])

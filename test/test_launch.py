@@ -175,9 +175,33 @@ def test_default_files_exist(recorded):
     package_share, *parts = default.args[0]
     assert package_share.args == ("clrkdnet_ros",)
     assert ROOT.joinpath(*parts) == PARAMS_FILE
-    (rviz,) = [node for node in recorded["Node"] if node.kwargs["package"] == "rviz2"]
-    _, rviz_config = rviz.kwargs["arguments"]
+    rviz = _rviz_node(recorded)
+    rviz_config = rviz.kwargs["arguments"][rviz.kwargs["arguments"].index("-d") + 1]
     assert ROOT.joinpath(*rviz_config.args[0][1:]) == RVIZ_FILE
+
+
+def test_rviz_follows_the_namespace_and_the_image_topic(recorded):
+    rviz = _rviz_node(recorded)
+    assert rviz.kwargs["namespace"].args == ("namespace",)
+    remappings = dict(rviz.kwargs["remappings"])
+    config = yaml.safe_load(RVIZ_FILE.read_text())
+    topics = [d["Topic"]["Value"] for d in config["Visualization Manager"]["Displays"] if "Topic" in d]
+    assert set(remappings) == set(topics)
+    assert remappings["/camera/image_raw"].args == ("image_topic",)
+    # The detector's outputs, made relative so they resolve in the shared namespace.
+    for topic in ("/lane_markers", "/lane_detector/debug/image"):
+        assert remappings[topic] == topic.lstrip("/")
+    fixed_frame = rviz.kwargs["arguments"][rviz.kwargs["arguments"].index("-f") + 1]
+    assert fixed_frame.args == ("rviz_fixed_frame",)
+    assert (
+        _declared(recorded)["rviz_fixed_frame"].kwargs["default_value"]
+        == config["Visualization Manager"]["Global Options"]["Fixed Frame"]
+    )
+
+
+def _rviz_node(recorded) -> _Recorded:
+    (node,) = [node for node in recorded["Node"] if node.kwargs["package"] == "rviz2"]
+    return node
 
 
 def test_rviz_config_shows_camera_overlay_and_markers():
