@@ -38,11 +38,6 @@ class LatestFrameSlot:
             item, self._item = self._item, None
             return item
 
-    def clear(self) -> None:
-        """Forget a waiting item without counting it as dropped (e.g. when processing is disabled)."""
-        with self._condition:
-            self._item = None
-
     def close(self) -> None:
         """Wake up and release every waiting :meth:`take`; later takes return None at once."""
         with self._condition:

@@ -438,19 +438,25 @@ def test_markers_and_debug_image_follow_the_frame(ros, raw_io, detectors):
     ns = detectors["raw"].namespace
     markers = ros.inbox(MarkerArray, f"{ns}/lane_markers", QoSProfile(depth=5))
     debug = ros.inbox(Image, f"{ns}/lane_detector/debug/image", QoSProfile(depth=5))
-    time.sleep(1.0)  # let the detector see the new subscribers
-    msg = ros.stamp(raw_message(road_image(), "bgr8"))
-    lanes = answer(raw_io["image"], msg, raw_io["lanes"])
-    marker_array = markers.wait_for(
-        lambda m: m.markers and m.markers[0].header.stamp == msg.header.stamp, 20.0
-    )
+    # The detector draws only once it has discovered the new subscribers (slow on a loaded machine): send
+    # frames until one comes back with both.
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while True:
+        msg = ros.stamp(raw_message(road_image(), "bgr8"))
+        lanes = answer(raw_io["image"], msg, raw_io["lanes"])
+        header = msg.header
+        marker_array = markers.wait_for(
+            lambda m, header=header: m.markers and m.markers[0].header.stamp == header.stamp, 2.0
+        )
+        overlay = debug.wait_for(lambda m, header=header: m.header == header, 2.0)
+        if (marker_array is not None and overlay is not None) or time.monotonic() > deadline:
+            break
     assert marker_array is not None, "no markers for the frame"
+    assert overlay is not None, "no debug image for the frame"
     assert marker_array.markers[0].action == Marker.DELETEALL
     strips = marker_array.markers[1:]
     assert len(strips) == len([lane for lane in lanes.lanes if len(lane.u) >= 2])
     assert all(m.type == Marker.LINE_STRIP and m.header.frame_id == msg.header.frame_id for m in strips)
-    overlay = debug.wait_for(lambda m: m.header == msg.header, 20.0)
-    assert overlay is not None, "no debug image for the frame"
     assert (overlay.width, overlay.height, overlay.encoding) == (WIDTH, HEIGHT, "bgr8")
 
 
@@ -537,13 +543,17 @@ def test_fast_stream_drops_frames_instead_of_queueing(ros, raw_io, detectors):
     ns = detectors["raw"].namespace
     processing = ros.inbox(Float64, f"{ns}/lane_detector/debug/processing_time_ms")
     time.sleep(0.5)
+    frames = [raw_message(road_image(seed), "bgr8") for seed in range(5)]
+    # 30 Hz, or faster where inference keeps up with 30 Hz (a fast CPU): at least 4 frames per inference.
+    answer(raw_io["image"], ros.stamp(frames[0]), raw_io["lanes"])
+    one_inference_s = processing.wait_for(lambda m: True, ANSWER_TIMEOUT_S).data / 1e3
+    period = min(1 / 30, one_inference_s / 4)
     start = time.time()
     sent = 0
-    frames = [raw_message(road_image(seed), "bgr8") for seed in range(5)]
-    while time.time() - start < 6.0:  # 30 Hz, far faster than CPU inference
+    while time.time() - start < 6.0:
         raw_io["image"].publish(ros.stamp(frames[sent % len(frames)]))
         sent += 1
-        time.sleep(1 / 30)
+        time.sleep(period)
     stopped = time.time()
     time.sleep(4.0)
 
@@ -553,12 +563,14 @@ def test_fast_stream_drops_frames_instead_of_queueing(ros, raw_io, detectors):
     latencies = [t - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) for t, m in answers]
     times = [m.data / 1e3 for _, m in processing.since(start)]
     assert answers and times
-    assert len(answers) < sent / 3
-    # Latest frame only: an answer is at most about one inference (plus the frame it waited for) old.
-    bound = 2.0 * max(times) + 0.5
+    assert len(answers) < sent / 2  # about one answer per 4 frames sent
+    # Latest frame only: an answer is at most about one inference (plus the frame it waited for) old; the
+    # margin covers transport and thread hand-offs on a loaded machine. A queue would make it grow to seconds.
+    bound = 2.0 * max(times) + 1.0
     assert max(latencies) < bound, (latencies, times)
-    # No backlog: once the stream stops only the frame in progress and the one waiting in the slot remain.
-    assert len([t for t, _ in answers if t > stopped]) <= 2
+    # No backlog: once the stream stops only the frame in progress, the one waiting in the slot and at most
+    # one still in the subscription's keep-last-1 history remain (a queue would leave dozens).
+    assert len([t for t, _ in answers if t > stopped]) <= 3
     values = diagnostics_values(
         ros, detectors["raw"], after=stopped, until=lambda v: int(v["frames dropped"]) > 0
     )
