@@ -31,7 +31,7 @@ def frame_diffs(root: str | Path, list_file: str | Path = DEFAULT_LIST, progress
     diffs = np.zeros(len(samples), dtype=np.float64)
     previous = None
     for i, sample in enumerate(tqdm(samples, desc="frame diffs", disable=not progress)):
-        image = read_image(sample.image).astype(np.int16)
+        image = read_image(sample.image).astype(np.float64)  # float, so the sums round as for a float image
         if previous is None or previous.shape != image.shape:
             previous = np.zeros_like(image)
         diffs[i] = np.abs(image - previous).mean()
