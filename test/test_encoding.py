@@ -14,6 +14,7 @@ from clrkdnet_core.data.encoding import (
     encode_lanes,
     prepare_lanes,
     row_ys,
+    sample_lane,
 )
 
 STRIP = 320 / 71
@@ -94,9 +95,14 @@ def test_prepare_sorts_bottom_up_and_keeps_first_duplicate_y():
     np.testing.assert_array_equal(prepared, [[2, 300], [4, 100], [1, 10]])
 
 
-def test_same_y_lane_raises_encoding_error():
+def test_same_y_lane_keeps_an_invalid_row():
+    # One point is left after removing duplicate ys: the reference's assertion skips the lane (no retry).
+    flat = np.array([[10.0, 50.0], [20.0, 50.0]])
+    vertical = np.array([[400.0, 320.0], [400.0, 100.0]])
+    out = encode_lanes([flat, vertical], max_lanes=3)
+    assert out[0, 1] == 0 and out[1, 1] == 1 and out[2, 1] == 0
     with pytest.raises(EncodingError):
-        encode_lanes([np.array([[10.0, 50.0], [20.0, 50.0]])], max_lanes=1)
+        sample_lane(flat[:1], row_ys(), 800)
 
 
 def test_curved_lane_decodes_back():

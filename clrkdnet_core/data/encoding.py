@@ -72,9 +72,9 @@ def encode_lanes(
 ) -> np.ndarray:
     """Encode lanes given as (N, 2) (x, y) network-input pixels into a (max_lanes, 78) float32 array.
 
-    Row i belongs to the i-th lane that has at least 2 points; a lane whose samples leave fewer than 2 points
-    inside the image keeps an invalid row, and lanes beyond ``max_lanes`` are dropped, as in the reference.
-    Raises :class:`EncodingError` for a lane whose points all share one y.
+    Row i belongs to the i-th lane that has at least 2 points; a lane left with one point once duplicate ys
+    are removed (all its points share one y) or whose samples leave fewer than 2 points inside the image
+    keeps an invalid row, and lanes beyond ``max_lanes`` are dropped, as in the reference.
     """
     strip_size = img_h / N_STRIPS
     ys = row_ys(img_h)
@@ -83,6 +83,8 @@ def encode_lanes(
     for index, lane in enumerate(prepare_lanes(lanes)):
         if index >= max_lanes:
             break
+        if len(lane) < 2:
+            continue  # the reference's sample_lane asserts two points; the assertion skips the lane
         try:
             outside, inside = sample_lane(lane, ys, img_w)
         except _NoRowInside:
