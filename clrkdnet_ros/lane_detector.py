@@ -274,10 +274,11 @@ class LaneDetectorNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the publishers before the first frame can arrive
         self._active = True
         if self._processing_enabled:
             self._start_processing()
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
