@@ -242,14 +242,19 @@ def _predict_tusimple(
     from clrkdnet_core.data.tusimple_seg import read_label_file
     from clrkdnet_core.data.writers import tusimple_prediction_line, write_tusimple_predictions
 
-    if split not in SPLIT_FILES or len(SPLIT_FILES[split]) != 1:
+    if split not in SPLIT_FILES:
+        raise DatasetError(f"unknown TuSimple split {split!r}; expected one of {', '.join(SPLIT_FILES)}")
+    label_files = [root / name for name in SPLIT_FILES[split] if (root / name).is_file()]
+    if not label_files:
         raise DatasetError(
-            f"TuSimple evaluation needs a split with one label file, e.g. 'test'; got {split!r}"
+            f"no TuSimple label file of split {split!r} in {root} (expected {', '.join(SPLIT_FILES[split])})"
         )
-    gt_json = root / SPLIT_FILES[split][0]
-    if not gt_json.is_file():
-        raise DatasetError(f"TuSimple label file not found: {gt_json}")
-    records = read_label_file(gt_json)
+    records = [record for path in label_files for record in read_label_file(path)]
+    gt_json = label_files[0]
+    if len(label_files) > 1:  # the official tool takes one GT file
+        gt_json = out / f"tusimple_{split}_gt.json"
+        gt_json.parent.mkdir(parents=True, exist_ok=True)
+        gt_json.write_text("".join(json.dumps(record) + "\n" for record in records))
     lines, slow = [], 0
     for batch in _batches(records, args.batch_size, "inference"):
         images = [read_image(root / record["raw_file"]) for record in batch]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.metrics.culane import lane_file_path, read_lane_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,3 +165,14 @@ def test_model_writes_official_predictions_and_evaluates_them(tmp_path, capsys):
     assert summary["images"] == 2
     predictions = (tmp_path / "tpred/tusimple_test_predictions.json").read_text().splitlines()
     assert [json.loads(line)["run_time"] for line in predictions] == [1.0, 1.0]
+
+    # A split of several label files (real TuSimple "val" is 0531; synthetic data adds its own): one GT file.
+    test_labels = (roots["tusimple"] / "test_label.json").read_text()
+    for name in ("label_data_0531.json", "label_data_synth_val.json"):
+        (roots["tusimple"] / name).write_text(test_labels)
+    assert main(["model", *args, *out, "--split", "val", *common]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["images"] == 2  # the same two images twice; the official tool divides by distinct ones
+    assert len((tmp_path / "tpred/tusimple_val_gt.json").read_text().splitlines()) == 4
+    with pytest.raises(DatasetError, match="unknown TuSimple split 'bogus'"):
+        main(["model", *args, *out, "--split", "bogus", *common])
