@@ -35,6 +35,7 @@ from rcl_interfaces.msg import (
 )
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -68,6 +69,7 @@ try:  # Iron and newer
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
+RCLError = rclpy_implementation.RCLError
 IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 LOG_THROTTLE_S = 5.0
@@ -560,7 +562,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    rclpy.init(args=argv)
+    try:
+        rclpy.init(args=argv)
+    except RCLError as exc:  # malformed --ros-args or an unreadable --params-file
+        reason = str(exc).split(", at ")[0].removeprefix("failed to initialize rcl: ")
+        raise InputError(f"invalid ROS arguments: {reason}") from None
     node = None
     try:
         node = LaneDetectorNode()

@@ -623,6 +623,23 @@ def test_bad_parameter_exits_with_one_error_line_from_the_console_script(overrid
     assert message in lines[0]
 
 
+def test_unreadable_params_file_exits_with_an_error_line_not_a_traceback(tmp_path):
+    params = tmp_path / "broken.yaml"
+    params.write_text("a: [b\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "clrkdnet_ros.lane_detector", "--ros-args", "--params-file", str(params)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    # rcl itself logs one "Failed to parse global arguments" line before ours.
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("error: invalid ROS arguments: Couldn't parse params file") and str(params) in last
+
+
 def test_sigint_shuts_down_cleanly(detectors):
     for detector in detectors.values():
         detector.process.send_signal(signal.SIGINT)
