@@ -287,6 +287,13 @@ def test_wrong_input_raises_input_error(models, x):
         models("clrkdnet_resnet18_culane")(x)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_input_of_another_dtype_than_the_network_raises_input_error(models, dtype):
+    x = torch.zeros(1, 3, 320, 800, dtype=dtype)
+    with pytest.raises(InputError, match=rf"input is {dtype} on cpu but the network is torch.float32 on cpu"):
+        models("clrkdnet_resnet18_culane")(x)
+
+
 def test_decode_uses_preset_thresholds(models):
     model = models("clrkdnet_resnet18_culane")
     pred = model.heads.priors.clone().unsqueeze(0).repeat(2, 1, 1)

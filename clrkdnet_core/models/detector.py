@@ -69,6 +69,12 @@ class LaneNet(nn.Module):
                 f"expected a float tensor of shape (B, 3, {geometry.img_h}, {geometry.img_w}) "
                 f"(BGR / 255), got {x.dtype} {tuple(x.shape)}"
             )
+        weight = next(self.parameters())
+        if x.dtype != weight.dtype or x.device != weight.device:
+            raise InputError(
+                f"input is {x.dtype} on {x.device} but the network is {weight.dtype} on {weight.device}; "
+                "move it with x.to(device, dtype)"
+            )
         if return_dict is None:
             return_dict = self.training
         features = self.backbone(x)
