@@ -326,7 +326,7 @@ def diagnostics_values(
     """Key/values of the first /diagnostics status of ``detector`` received after ``after`` (time.time())
     that satisfies ``until``; diagnostics come at 1 Hz, so counters may need a report or two to catch up."""
     name = f"{detector.node_name}: lane detection"
-    deadline = time.monotonic() + 15.0
+    deadline = time.monotonic() + 30.0
     seen = None
     while time.monotonic() < deadline:
         for _, msg in ros.diagnostics.since(after):
@@ -389,7 +389,7 @@ def test_incompatible_qos_publisher_is_reported(ros, detectors):
         CompressedImage, topic, qos_profile_sensor_data, event_callbacks=quiet
     )  # best effort, while the detector asks for reliable
     try:
-        deadline = time.monotonic() + 20.0
+        deadline = time.monotonic() + 40.0
         while "incompatible" not in detector.output():
             assert time.monotonic() < deadline, detector.output()
             time.sleep(0.2)
