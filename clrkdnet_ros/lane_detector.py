@@ -224,16 +224,6 @@ class LaneDetectorNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("lane_detector", **kwargs)
-        for name, (value, descriptor) in PARAMETERS.items():
-            try:
-                self.declare_parameter(name, value, descriptor)
-            except ParameterException as exc:  # a wrong type or range from --ros-args or the YAML file
-                reason = str(exc).removesuffix(f": {name}")
-                if "of type 'INTEGER', expecting type 'DOUBLE'" in reason:
-                    reason += " (write doubles with a decimal point, e.g. 1.0)"
-                raise InputError(f"parameter '{name}': {reason}") from None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
         self._stats = DetectorStats()
         self._detector = None
         self._detector_lock = threading.Lock()
@@ -246,6 +236,17 @@ class LaneDetectorNode(LifecycleNode):
         self._image_sub = None
         self._camera_info_sub = None
         self._outputs: dict[str, Any] = {}
+
+        # Registered first so that it also checks the values given at start-up.
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        for name, (value, descriptor) in PARAMETERS.items():
+            try:
+                self.declare_parameter(name, value, descriptor)
+            except ParameterException as exc:  # a wrong type or range from --ros-args or the YAML file
+                reason = str(exc).removesuffix(f": {name}")
+                if "of type 'INTEGER', expecting type 'DOUBLE'" in reason:
+                    reason += " (write doubles with a decimal point, e.g. 1.0)"
+                raise InputError(f"parameter '{name}': {reason}") from None
 
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -492,10 +493,14 @@ class LaneDetectorNode(LifecycleNode):
         for parameter in parameters:
             if parameter.name in _THRESHOLDS:
                 if parameter.type_ == Parameter.Type.NOT_SET:
-                    return SetParametersResult(successful=False, reason=f"{parameter.name} cannot be unset")
+                    # Declared without a value: the preset's applies. (rclpy itself refuses to unset a
+                    # statically typed parameter later.)
+                    continue
                 thresholds[_THRESHOLDS[parameter.name]] = parameter.value
             elif parameter.name == "camera_pitch" and not math.isfinite(parameter.value):
                 return SetParametersResult(successful=False, reason="camera_pitch must be finite")
+            elif parameter.name == "ground_frame_id" and not parameter.value:
+                return SetParametersResult(successful=False, reason="ground_frame_id must not be empty")
         if thresholds and self._detector is not None:
             try:
                 with self._detector_lock:

@@ -736,3 +736,17 @@ def test_invalid_choice_fails_configuration_with_one_message(in_process_node, ch
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert node._detector is None
     assert "parameter 'image_qos': invalid value 'fast'" in capfd.readouterr().err
+
+
+def test_start_up_values_are_checked_like_run_time_changes(in_process_node, checkpoint):
+    from rclpy.parameter import Parameter
+
+    from clrkdnet_core.errors import InputError
+
+    with pytest.raises(InputError, match=r"parameter 'ground_frame_id': .*must not be empty"):
+        in_process_node(ground_frame_id="")
+    node = in_process_node(weights=str(checkpoint))
+    (result,) = node.set_parameters([Parameter("ground_frame_id", value="")])
+    assert not result.successful
+    (result,) = node.set_parameters([Parameter("max_lanes", Parameter.Type.NOT_SET)])
+    assert not result.successful  # a threshold cannot be unset once running
