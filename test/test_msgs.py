@@ -79,6 +79,20 @@ def test_constants_match_the_interface_design():
     assert len({Lane.TYPE_UNKNOWN, Lane.TYPE_SOLID, Lane.TYPE_DASHED, Lane.TYPE_DOUBLE, Lane.TYPE_CURB}) == 5
 
 
+@pytest.mark.parametrize("name", ["Lane.msg", "LaneArray.msg"])
+def test_every_field_and_constant_is_documented(name):
+    """Each field or constant belongs to a block (no blank line between) that starts with a comment."""
+    documented = False
+    for line in (MSG_DIR / name).read_text().splitlines():
+        stripped = line.strip()
+        if not stripped:
+            documented = False
+        elif stripped.startswith("#"):
+            documented = True
+        else:
+            assert documented, f"{name}: '{stripped}' has no comment above it"
+
+
 def test_arrays_fill_from_numpy():
     lane = Lane()
     xs = np.arange(72, dtype=np.float32) * 1.5
