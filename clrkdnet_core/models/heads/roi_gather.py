@@ -23,7 +23,7 @@ class PriorConv(ConvModule):
     def forward(self, x: Tensor) -> Tensor:
         out_channels, in_channels, taps, _ = self.conv.weight.shape
         kernel = self.conv.weight.view(out_channels, in_channels, 1, taps)
-        return self.activate(self.bn(F.conv2d(x, kernel, padding=(0, taps // 2))))
+        return self.activate(self.bn(F.conv2d(x, kernel, self.conv.bias, padding=(0, taps // 2))))
 
 
 class ROIGather(nn.Module):
