@@ -122,7 +122,8 @@ def test_batch_equals_single_images(detector):
 
 
 def test_weights_are_loaded(weights):
-    detector = LaneDetector.from_preset(PRESET, weights, device="cpu")
+    # Unfolded, so the backend's state_dict still has the checkpoint's entries to compare.
+    detector = LaneDetector.from_preset(PRESET, weights, device="cpu", fold_batchnorm=False)
     torch.manual_seed(0)
     expected = build_model(PRESET)
     make_lanes_visible(expected)
