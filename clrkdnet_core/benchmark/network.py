@@ -195,8 +195,8 @@ def reference_section(settings: Settings, store: ModelStore) -> tuple[list[str],
         return reference_lanes_with_splines(pred, model.preset)
 
     runners = {name: _backend_for(name, model, cpu) for name in available_backends(cpu)}
-    # oneDNN runs these convolutions faster in NHWC on CPU (the torch backend's channels_last option).
-    runners["torch, channels-last"] = create_backend("torch", _copy_to(model, cpu), cpu, channels_last=True)
+    # The product's torch backend: BatchNorm folded into the convolutions, channels-last (faster with oneDNN).
+    runners["torch backend (BN folded, channels-last)"] = create_backend("torch", _copy_to(model, cpu), cpu)
     contenders = {"reference way": reference_way}
     for name, run in runners.items():
         contenders[f"ours: {name}"] = lambda run=run: decode_predictions(
