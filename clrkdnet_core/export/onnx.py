@@ -56,15 +56,6 @@ def model_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_input(batch: torch.Tensor, height: int = 320, width: int = 800) -> None:
     """Raise InputError unless ``batch`` is a (B, 3, height, width) floating tensor."""
     if batch.ndim != 4 or tuple(batch.shape[1:]) != (3, height, width) or not batch.is_floating_point():

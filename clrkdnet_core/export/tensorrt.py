@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from clrkdnet_core.errors import BackendError
-from clrkdnet_core.export.onnx import INPUT_NAME, cached_onnx, default_cache_dir, file_sha256
+from clrkdnet_core.export.onnx import INPUT_NAME, cached_onnx, default_cache_dir
+from clrkdnet_core.hashing import file_sha256
 
 LOG = logging.getLogger(__name__)
 INSTALL_HINT = (

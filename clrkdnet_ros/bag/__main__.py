@@ -6,13 +6,13 @@ python -m clrkdnet_ros.bag eval BAG --preset P --weights W [--device auto] [--to
 """
 
 import argparse
-import hashlib
 import math
 import sys
 from pathlib import Path
 
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import CheckpointError, ClrkdnetError
+from clrkdnet_core.hashing import file_sha256
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +91,7 @@ def _eval(args: argparse.Namespace) -> int:
     summary["model"] = {
         "preset": args.preset,
         "weights": str(args.weights),
-        "weights_sha256": sha256(args.weights),
+        "weights_sha256": file_sha256(args.weights),
         "backend": str(detector.backend),
         "device": str(detector.device),
     }
@@ -128,7 +128,7 @@ def _replay(args: argparse.Namespace) -> int:
         summary["model"] = {
             "preset": args.preset,
             "weights": str(args.weights),
-            "weights_sha256": sha256(args.weights),
+            "weights_sha256": file_sha256(args.weights),
             "device": args.device,
             "node_args": args.node_args,
         }
@@ -162,14 +162,6 @@ def format_summary(report: dict) -> str:
 
 def _number(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run(argv: list[str] | None) -> int:
