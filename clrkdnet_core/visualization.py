@@ -27,10 +27,12 @@ def draw_lanes(
     *,
     thickness: int | None = None,
     show_scores: bool = True,
+    color: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
     """A copy of a BGR image with ``lanes`` drawn as polylines, coloured left to right, scores at their base.
 
-    ``thickness`` defaults to 4 px on a 1640-wide image, scaled with the width.
+    ``thickness`` defaults to 4 px on a 1640-wide image, scaled with the width; ``color`` (BGR) draws every
+    lane in one colour instead of the palette (e.g. ground truth against predictions).
     """
     canvas = check_image(image).copy()
     if thickness is None:
@@ -38,7 +40,7 @@ def draw_lanes(
     drawable = sorted((lane for lane in lanes if len(lane) >= 2), key=lambda lane: float(lane.xs[-1]))
     font_scale = max(0.4, canvas.shape[1] / 2000)
     for index, lane in enumerate(drawable):
-        colour = PALETTE[index % len(PALETTE)]
+        colour = color or PALETTE[index % len(PALETTE)]
         # Far-off points (x beyond the image is legal) must not overflow OpenCV's int32 coordinates.
         limit = 16 * max(canvas.shape)
         points = np.round(np.clip(lane.points, -limit, limit)).astype(np.int32)

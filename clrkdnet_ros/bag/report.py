@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 
 from clrkdnet_core.lane import Lane
+from clrkdnet_core.visualization import draw_lanes
 from clrkdnet_ros.bag.bagfile import BagFrame
 from clrkdnet_ros.bag.evaluate import FrameResult
 
@@ -33,11 +34,8 @@ class OverlayVideo:
         self._size: tuple[int, int] | None = None
 
     def __call__(self, frame: BagFrame, lanes: list[Lane]) -> None:
-        image = frame.image.copy()
-        for gt in frame.gt_lanes or []:
-            _draw(image, gt, GT_COLOR, 3)
-        for lane in lanes:
-            _draw(image, lane, PRED_COLOR, 2)
+        image = draw_lanes(frame.image, frame.gt_lanes or [], thickness=3, show_scores=False, color=GT_COLOR)
+        image = draw_lanes(image, lanes, thickness=2, show_scores=False, color=PRED_COLOR)
         if self._writer is None:
             height, width = image.shape[:2]
             scale = min(1.0, _VIDEO_WIDTH / width)
@@ -50,11 +48,6 @@ class OverlayVideo:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.release()
-
-
-def _draw(image: np.ndarray, lane: Lane, color: tuple[int, int, int], thickness: int) -> None:
-    points = np.round(lane.points).astype(np.int32).reshape(-1, 1, 2)
-    cv2.polylines(image, [points], isClosed=False, color=color, thickness=thickness, lineType=cv2.LINE_AA)
 
 
 def write_report(out_dir: Path, summary: dict, rows: list[FrameResult]) -> dict:
