@@ -114,6 +114,7 @@ class RosSide:
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
         self._frame = 0
+        self._clients: dict[tuple[Any, str], Any] = {}
         from diagnostic_msgs.msg import DiagnosticArray
 
         self.diagnostics = self.inbox(DiagnosticArray, "/diagnostics")
@@ -131,17 +132,18 @@ class RosSide:
         return inbox
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 60.0) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-            future = client.call_async(request)
-            deadline = time.monotonic() + timeout
-            while not future.done():
-                assert time.monotonic() < deadline, f"no answer from {name}"
-                time.sleep(0.02)
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        # Clients are kept for the node's lifetime: destroying an entity while the executor thread waits on
+        # it can wedge that executor, after which nothing reaches this test node any more.
+        client = self._clients.get((srv_type, name))
+        if client is None:
+            client = self._clients[(srv_type, name)] = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"no answer from {name}"
+            time.sleep(0.02)
+        return future.result()
 
     def stamp(self, msg: Any) -> Any:
         """Give ``msg`` a fresh stamp and a unique frame id, so its answer can be told apart."""
@@ -385,17 +387,14 @@ def test_incompatible_qos_publisher_is_reported(ros, detectors):
     detector = detectors["compressed"]
     topic = f"{detector.namespace}/camera/image_raw/compressed"
     quiet = PublisherEventCallbacks(incompatible_qos=lambda event: None)  # the detector is the one to report
-    publisher = ros.node.create_publisher(
-        CompressedImage, topic, qos_profile_sensor_data, event_callbacks=quiet
-    )  # best effort, while the detector asks for reliable
-    try:
-        deadline = time.monotonic() + 40.0
-        while "incompatible" not in detector.output():
-            assert time.monotonic() < deadline, detector.output()
-            time.sleep(0.2)
-        assert "image_qos:=sensor_data" in detector.output()
-    finally:
-        ros.node.destroy_publisher(publisher)
+    # Best effort, while the detector asks for reliable. The publisher is not destroyed: its event handler is
+    # a waitable of the spinning executor, and destroying it under that executor can wedge it.
+    ros.node.create_publisher(CompressedImage, topic, qos_profile_sensor_data, event_callbacks=quiet)
+    deadline = time.monotonic() + 40.0
+    while "incompatible" not in detector.output():
+        assert time.monotonic() < deadline, detector.output()
+        time.sleep(0.2)
+    assert "image_qos:=sensor_data" in detector.output()
 
 
 def test_bad_frames_are_survived_and_counted(ros, raw_io, detectors):
