@@ -150,6 +150,16 @@ def load_preset(name_or_path: "str | Path | Preset") -> Preset:
         raise PresetError(f"{path}: {exc}") from exc
 
 
+def save_preset(preset: Preset, path: str | Path, comment: str = "") -> Path:
+    """Write ``preset`` as a YAML file that :func:`load_preset` reads back to an equal preset."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    body = yaml.safe_dump(_to_dict(preset), sort_keys=False)
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
 def _from_dict(data: dict[str, Any], source: Path | None) -> Preset:
     unknown = set(data) - {"name", "dataset", *_SECTIONS}
     if unknown:
