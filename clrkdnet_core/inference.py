@@ -4,11 +4,14 @@
     lanes = detector.detect(cv2.imread("frame.jpg"))
 
 Images of any size work: the preset's crop ratio is applied to each image's height and the lanes are mapped
-back to that image.
+back to that image. On CUDA the images are cropped and resized on the GPU (``gpu_preprocess``) and the lane
+NMS runs as Triton kernels (``postprocess.nms_triton``), so nothing waits for the device before the final
+lanes; elsewhere OpenCV and the vectorised PyTorch NMS do the same work.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +21,12 @@ from clrkdnet_core.backends import InferenceBackend, create_backend
 from clrkdnet_core.checkpoint import load_checkpoint
 from clrkdnet_core.config import Preset, load_preset
 from clrkdnet_core.errors import InputError
+from clrkdnet_core.geometry import ImageGeometry
+from clrkdnet_core.gpu_preprocess import DevicePreprocessor
 from clrkdnet_core.lane import Lane
 from clrkdnet_core.models import build_model
-from clrkdnet_core.postprocess.decode import decode_predictions
+from clrkdnet_core.postprocess.decode import BatchedNms, decode_predictions
+from clrkdnet_core.postprocess.nms import lane_nms_batched
 from clrkdnet_core.preprocess import check_image, preprocess_batch
 
 logger = logging.getLogger(__name__)
@@ -49,6 +55,29 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(spec)
 
 
+def select_nms(device: torch.device) -> BatchedNms:
+    """The Triton lane NMS on CUDA when it compiles there and agrees with the PyTorch NMS, else the latter."""
+    if device.type != "cuda":
+        return lane_nms_batched
+    try:
+        from clrkdnet_core.postprocess import nms_triton
+
+        nms_triton.check_on(device)
+    except Exception as exc:  # any failure of the optional fast path means the portable one
+        logger.warning("Triton lane NMS unavailable on %s (%s); using the PyTorch lane NMS", device, exc)
+        return lane_nms_batched
+    return nms_triton.lane_nms_batched
+
+
+def select_preprocessor(
+    geometry: ImageGeometry, device: torch.device
+) -> Callable[[Sequence[np.ndarray]], torch.Tensor]:
+    """Crop and resize on the GPU for CUDA devices (only raw pixels cross the bus), with OpenCV elsewhere."""
+    if device.type == "cuda":
+        return DevicePreprocessor(geometry, device)
+    return partial(preprocess_batch, geometry=geometry, device=device)
+
+
 class LaneDetector:
     """Lane detection with one preset's network behind an inference backend.
 
@@ -57,6 +86,8 @@ class LaneDetector:
         device: where the network runs.
         backend: the backend's name (``torch``, ``onnxruntime``, ``tensorrt``).
         conf_threshold, nms_thres, max_lanes: the decoding thresholds (see :meth:`set_thresholds`).
+        preprocess: images -> network input batch on ``device`` (see :func:`select_preprocessor`).
+        nms: the batched lane NMS used by decoding (see :func:`select_nms`).
     """
 
     def __init__(self, preset: Preset, runner: InferenceBackend) -> None:
@@ -64,6 +95,8 @@ class LaneDetector:
         self.runner = runner
         self.device = runner.device
         self.backend = runner.name
+        self.preprocess = select_preprocessor(preset.geometry, self.device)
+        self.nms = select_nms(self.device)
         self.conf_threshold = preset.test.conf_threshold
         self.nms_thres = preset.test.nms_thres
         self.max_lanes = preset.test.max_lanes
@@ -124,8 +157,8 @@ class LaneDetector:
             return []
         geometry = self.preset.geometry
         sizes = [check_image(image).shape[:2] for image in images]
-        predictions = self.runner(preprocess_batch(images, geometry, self.device))
+        predictions = self.runner(self.preprocess(images))
         geometries = [geometry.scaled_to(width, height) for height, width in sizes]
         return decode_predictions(
-            predictions, geometries, self.conf_threshold, self.nms_thres, self.max_lanes
+            predictions, geometries, self.conf_threshold, self.nms_thres, self.max_lanes, self.nms
         )

@@ -130,3 +130,21 @@ def test_triton_nms_on_full_batches_matches_pytorch_on_gpu():
     keep, count = nms_triton.lane_nms_batched(lanes, scores, eligible, 50.0, 4)
     expected_keep, expected_count = nms.lane_nms_batched(lanes, scores, eligible, 50.0, 4)
     assert torch.equal(keep, expected_keep) and torch.equal(count, expected_count)
+
+
+def test_lane_detector_on_cuda_uses_device_preprocessing_and_triton_nms(student, images):
+    pytest.importorskip("triton")
+    import copy
+
+    from clrkdnet_core.backends import create_backend
+    from clrkdnet_core.gpu_preprocess import DevicePreprocessor
+    from clrkdnet_core.inference import LaneDetector
+    from clrkdnet_core.postprocess import nms, nms_triton
+
+    detector = LaneDetector(student.preset, create_backend("torch", copy.deepcopy(student), CUDA))
+    assert isinstance(detector.preprocess, DevicePreprocessor)
+    assert detector.nms is nms_triton.lane_nms_batched
+    detector.set_thresholds(conf_threshold=0.3)
+    got = detector.detect_batch(images)
+    detector.nms = nms.lane_nms_batched
+    assert_same_lanes(detector.detect_batch(images), got, 0.0)

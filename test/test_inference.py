@@ -153,6 +153,30 @@ def test_devices(caplog):
         assert "CUDA is not available" in caplog.text
 
 
+def test_cpu_pipeline_parts(detector):
+    from clrkdnet_core.postprocess.nms import lane_nms_batched
+
+    assert detector.nms is lane_nms_batched
+    image = road_image(590, 1640)
+    expected = preprocess(image, detector.preset.geometry)[None]
+    torch.testing.assert_close(detector.preprocess([image]), expected)
+
+
+def test_nms_falls_back_to_pytorch_when_triton_fails(monkeypatch, caplog):
+    pytest.importorskip("triton")
+    from clrkdnet_core.inference import select_nms
+    from clrkdnet_core.postprocess import nms_triton
+    from clrkdnet_core.postprocess.nms import lane_nms_batched
+
+    def no_compiler(device):
+        raise RuntimeError("no compiler for this GPU")
+
+    monkeypatch.setattr(nms_triton, "check_on", no_compiler)
+    with caplog.at_level(logging.WARNING, logger="clrkdnet_core.inference"):
+        assert select_nms(torch.device("cuda")) is lane_nms_batched
+    assert "Triton lane NMS unavailable on cuda (no compiler for this GPU)" in caplog.text
+
+
 def test_backend_errors(detector):
     with pytest.raises(BackendError, match="unknown backend 'nope'; available: torch"):
         create_backend("nope", detector.runner.model, "cpu")

@@ -86,3 +86,31 @@ def test_empty_inputs():
     lanes = torch.zeros((0, 77), device=DEVICE)
     scores = torch.zeros(0, device=DEVICE)
     assert nms_triton.triton_lane_nms(lanes, scores, 50.0, 4).numel() == 0
+
+
+def test_decode_with_triton_nms_equals_decode_with_pytorch_nms():
+    from test_decode import random_predictions
+
+    from clrkdnet_core.geometry import ImageGeometry
+    from clrkdnet_core.postprocess.decode import decode_predictions
+
+    pred = random_predictions(np.random.default_rng(3), 4).to(DEVICE)
+    geometry = ImageGeometry(1640, 590, 270)
+    expected = decode_predictions(pred, geometry, 0.4, 50, 4)
+    got = decode_predictions(pred, geometry, 0.4, 50, 4, nms=nms_triton.lane_nms_batched)
+    assert sum(len(lanes) for lanes in expected) > 4
+    for image_expected, image_got in zip(expected, got, strict=True):
+        assert len(image_expected) == len(image_got)
+        for a, b in zip(image_expected, image_got, strict=True):
+            np.testing.assert_array_equal(a.points, b.points)
+
+
+def test_self_check_passes_and_catches_a_wrong_kernel(monkeypatch):
+    nms_triton.check_on(DEVICE)
+
+    def keeps_nothing(lanes, scores, eligible, threshold, top_k):
+        return nms.lane_nms_batched(lanes, scores, torch.zeros_like(eligible), threshold, top_k)
+
+    monkeypatch.setattr(nms_triton, "lane_nms_batched", keeps_nothing)
+    with pytest.raises(AssertionError, match="Triton lane NMS kept"):
+        nms_triton.check_on(DEVICE)

@@ -6,7 +6,7 @@ to ``start + length - 1``, extended below the start while x stays inside the ima
 one copy of the kept lanes at the end; the Python loop that remains builds the :class:`Lane` objects.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +18,11 @@ from clrkdnet_core.models.heads.priors import prior_ys
 from clrkdnet_core.postprocess.nms import N_OFFSETS, N_STRIPS, lane_nms_batched
 
 PRED_WIDTH = 6 + N_OFFSETS  # [logit0, logit1, start_y, start_x, theta, length, 72 xs]
+
+# (lanes, scores, eligible, nms_thres, top_k) -> (keep, count): nms.lane_nms_batched or the Triton one.
+BatchedNms = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, float, int], tuple[torch.Tensor, torch.Tensor]
+]
 
 # Normalised image y of each row (row 0 = bottom): the head's float32 buffer, which the reference decodes in
 # double (1 - r/71 computed otherwise differs in the last bit for some rows).
@@ -62,6 +67,7 @@ def decode_predictions(
     conf_threshold: float,
     nms_thres: float,
     max_lanes: int,
+    nms: BatchedNms = lane_nms_batched,
 ) -> list[list[Lane]]:
     """Decode the network output of a batch into lanes.
 
@@ -71,6 +77,7 @@ def decode_predictions(
         conf_threshold: minimum softmax score of a lane.
         nms_thres: lane NMS threshold in pixels of the 800-wide input.
         max_lanes: at most this many lanes per image.
+        nms: the batched lane NMS (the vectorised PyTorch one; ``nms_triton.lane_nms_batched`` on CUDA).
 
     Returns:
         Per image, the kept lanes by descending score (lanes with fewer than 2 points are dropped), with
@@ -90,7 +97,7 @@ def decode_predictions(
     pred = pred.detach().float()
     scores = torch.softmax(pred[..., :2], dim=-1)[..., 1]
     eligible = scores >= conf_threshold
-    keep, _ = lane_nms_batched(nms_rows(pred, geometries[0].img_w), scores, eligible, nms_thres, max_lanes)
+    keep, _ = nms(nms_rows(pred, geometries[0].img_w), scores, eligible, nms_thres, max_lanes)
 
     kept = keep >= 0
     index = keep.clamp(min=0)

@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from clrkdnet_core.postprocess import nms
 from clrkdnet_core.postprocess.nms import N_OFFSETS, ROW_WIDTH, kernel_row_limits
 
 
@@ -168,3 +169,24 @@ def triton_lane_nms(
     eligible = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
     keep, count = lane_nms_batched(lanes[None], scores[None], eligible[None], overlap_threshold, top_k)
     return keep[0, : int(count[0])]
+
+
+def check_on(device: torch.device) -> None:
+    """Compile the kernels for ``device`` and compare them with the PyTorch NMS on a fixed random batch.
+
+    Raises whatever Triton raises when it cannot compile for this GPU, or AssertionError when the kept lanes
+    differ; callers fall back to the PyTorch NMS then. Doing this once up front also keeps the compilation
+    out of the first frame's latency.
+    """
+    generator = torch.Generator().manual_seed(0)
+    lanes = torch.rand(2, 64, ROW_WIDTH, generator=generator)
+    lanes[..., 2] *= 1.1
+    lanes[..., 4] *= 72
+    lanes[..., 5:] = lanes[..., 5:] * 60 + torch.rand(2, 64, 1, generator=generator) * 700
+    scores = torch.rand(2, 64, generator=generator)
+    eligible = scores > 0.3
+    expected = nms.lane_nms_batched(lanes, scores, eligible, 50.0, 4)
+    got = lane_nms_batched(lanes.to(device), scores.to(device), eligible.to(device), 50.0, 4)
+    for a, b in zip(expected, got, strict=True):
+        if not torch.equal(a, b.cpu()):
+            raise AssertionError(f"Triton lane NMS kept {b.tolist()}, PyTorch kept {a.tolist()}")
