@@ -22,6 +22,8 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         # The message definitions, for tools that decode bags without the built interfaces (rosbags).
         (f"share/{PACKAGE}/msg", glob("msg/msg/*.msg")),
+        # The demo student trained on synthetic scenes, with its preset (training/reproduce_synthetic.py).
+        (f"share/{PACKAGE}/models", glob("models/*.pth") + glob("models/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
