@@ -12,8 +12,9 @@ Topics (relative, so ``__ns``/launch namespaces and remapping work):
 
 * in: ``image`` (``sensor_msgs/Image``) or, with ``image_transport:=compressed``, ``image/compressed``
   (resolved after remapping, as image_transport does), and optionally ``camera_info``.
-* out: ``lanes``, ``lane_markers``, ``~/debug/image``, ``~/debug/processing_time_ms``,
-  ``~/debug/pipeline_latency_ms``, ``/diagnostics``; service ``~/enable`` (``std_srvs/SetBool``).
+* out: ``lanes``, ``lane_markers``, ``ego_left_path`` and ``ego_right_path`` (``nav_msgs/Path``, only with
+  the ground projection), ``~/debug/image``, ``~/debug/processing_time_ms``, ``~/debug/pipeline_latency_ms``,
+  ``/diagnostics``; service ``~/enable`` (``std_srvs/SetBool``).
 """
 
 import logging
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import rclpy
 from clrkdnet_msgs.msg import LaneArray
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -56,6 +58,7 @@ from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import ClrkdnetError, InputError
 from clrkdnet_ros.conversions import lanes_to_msg
 from clrkdnet_ros.diagnostics import DetectorStats
+from clrkdnet_ros.ego_paths import ego_paths
 from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
 from clrkdnet_ros.ground_projection import CameraIntrinsics, GroundProjection
 from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
@@ -73,6 +76,8 @@ RCLError = rclpy_implementation.RCLError
 IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 LOG_THROTTLE_S = 5.0
+# Marker lifetime bounds (s): twice the frame period, clamped (see _marker_lifetime_s).
+MARKER_LIFETIME_RANGE_S = (0.2, 5.0)
 _OUTPUT_QOS = QoSProfile(
     depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
 )
@@ -236,6 +241,7 @@ class LaneDetectorNode(LifecycleNode):
         self._image_sub = None
         self._camera_info_sub = None
         self._outputs: dict[str, Any] = {}
+        self._previous_frame_time: float | None = None
 
         # Registered first so that it also checks the values given at start-up.
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -266,6 +272,8 @@ class LaneDetectorNode(LifecycleNode):
         self._outputs = {
             "lanes": self.create_lifecycle_publisher(LaneArray, "lanes", _OUTPUT_QOS),
             "markers": self.create_lifecycle_publisher(MarkerArray, "lane_markers", _LATEST_ONLY_QOS),
+            "ego_left_path": self.create_lifecycle_publisher(PathMsg, "ego_left_path", _OUTPUT_QOS),
+            "ego_right_path": self.create_lifecycle_publisher(PathMsg, "ego_right_path", _OUTPUT_QOS),
             "debug_image": self.create_lifecycle_publisher(Image, "~/debug/image", _LATEST_ONLY_QOS),
             "processing_time": self.create_lifecycle_publisher(
                 Float64, "~/debug/processing_time_ms", _OUTPUT_QOS
@@ -424,8 +432,13 @@ class LaneDetectorNode(LifecycleNode):
             lanes, msg.header, width, height, projection, self.get_parameter("ground_frame_id").value
         )
         self._outputs["lanes"].publish(lane_array)
+        paths = ego_paths(lane_array)
+        if paths is not None:
+            self._outputs["ego_left_path"].publish(paths[0])
+            self._outputs["ego_right_path"].publish(paths[1])
         if self._outputs["markers"].get_subscription_count() > 0:
-            self._outputs["markers"].publish(lanes_to_markers(lane_array, intrinsics))
+            lifetime_s = self._marker_lifetime_s(start)
+            self._outputs["markers"].publish(lanes_to_markers(lane_array, intrinsics, lifetime_s))
         if self._outputs["debug_image"].get_subscription_count() > 0:
             self._outputs["debug_image"].publish(bgr_to_image(self._draw_lanes(image, lanes), msg.header))
 
@@ -434,6 +447,13 @@ class LaneDetectorNode(LifecycleNode):
         self._outputs["processing_time"].publish(Float64(data=processing_ms))
         self._outputs["pipeline_latency"].publish(Float64(data=latency_ms))
         self._stats.frame_processed(processing_ms, latency_ms)
+
+    def _marker_lifetime_s(self, now: float) -> float:
+        """Twice the time since the previous frame: markers vanish when frames stop, but never flicker."""
+        previous, self._previous_frame_time = self._previous_frame_time, now
+        if previous is None:
+            return MARKER_LIFETIME_RANGE_S[1]
+        return min(max(2.0 * (now - previous), MARKER_LIFETIME_RANGE_S[0]), MARKER_LIFETIME_RANGE_S[1])
 
     def _intrinsics(self, width: int, height: int) -> CameraIntrinsics | None:
         """Intrinsics from the latest camera_info when it describes images of this size."""

@@ -1,6 +1,7 @@
 """``LaneArray`` -> ``visualization_msgs/MarkerArray`` for RViz.
 
-Each lane is a LINE_STRIP, preceded by one DELETEALL so that lanes of the previous frame never linger.
+Each lane is a LINE_STRIP, preceded by one DELETEALL so that lanes of the previous frame never linger; a
+lifetime makes them disappear when the node stops publishing.
 
 * With a flat-ground projection (``LaneArray.ground_frame_id`` set) the strips are the lanes'
   ``ground_points`` in that frame, in metres.
@@ -14,6 +15,7 @@ import numpy as np
 from clrkdnet_msgs.msg import Lane as LaneMsg
 from clrkdnet_msgs.msg import LaneArray
 from geometry_msgs.msg import Point
+from rclpy.duration import Duration
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -47,9 +49,15 @@ def image_plane_points(
     return np.stack([x, y, np.ones_like(x)], axis=-1)
 
 
-def lanes_to_markers(lanes: LaneArray, intrinsics: CameraIntrinsics | None = None) -> MarkerArray:
-    """Markers for one ``LaneArray``: in ``ground_frame_id`` if set, else the image plane (module doc)."""
+def lanes_to_markers(
+    lanes: LaneArray, intrinsics: CameraIntrinsics | None = None, lifetime_s: float = 0.0
+) -> MarkerArray:
+    """Markers for one ``LaneArray``: in ``ground_frame_id`` if set, else the image plane (module doc).
+
+    ``lifetime_s`` 0 keeps the markers until the next DELETEALL.
+    """
     on_ground = bool(lanes.ground_frame_id)
+    lifetime = Duration(nanoseconds=round(lifetime_s * 1e9)).to_msg()
     header = Header(stamp=lanes.header.stamp, frame_id=lanes.ground_frame_id or lanes.header.frame_id)
     markers = [Marker(header=header, action=Marker.DELETEALL)]
     for lane in lanes.lanes:
@@ -62,6 +70,7 @@ def lanes_to_markers(lanes: LaneArray, intrinsics: CameraIntrinsics | None = Non
             continue
         marker = Marker(header=header, ns="lanes", id=int(lane.id), type=Marker.LINE_STRIP, action=Marker.ADD)
         marker.pose.orientation.w = 1.0
+        marker.lifetime = lifetime
         marker.scale.x = GROUND_LINE_WIDTH_M if on_ground else IMAGE_PLANE_LINE_WIDTH_M
         marker.color = _colour(lane.position)
         marker.points = points

@@ -125,6 +125,8 @@ def generate_launch_description() -> LaunchDescription:
             ("/camera/image_raw", LaunchConfiguration("image_topic")),
             ("/lane_detector/debug/image", "lane_detector/debug/image"),
             ("/lane_markers", "lane_markers"),
+            ("/ego_left_path", "ego_left_path"),
+            ("/ego_right_path", "ego_right_path"),
         ],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )

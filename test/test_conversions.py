@@ -12,6 +12,7 @@ from visualization_msgs.msg import Marker
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.lane import Lane
 from clrkdnet_ros.conversions import assign_positions, bottom_x, fit_ground_polynomial, lanes_to_msg
+from clrkdnet_ros.ego_paths import ego_paths
 from clrkdnet_ros.ground_projection import MAX_GROUND_DISTANCE_M, CameraIntrinsics, GroundProjection
 from clrkdnet_ros.markers import lanes_to_markers
 
@@ -208,3 +209,42 @@ def test_markers_on_the_ground_with_projection():
     assert markers[1].points[0].x == pytest.approx(6.0, abs=1e-3)
     assert markers[1].points[0].y == pytest.approx(1.75, abs=1e-3)
     assert markers[1].scale.x > 0.0 and markers[1].color.a == 1.0
+
+
+def test_marker_lifetime():
+    msg = lanes_to_msg([_straight_lane(300.0, 750.0)], _header(), WIDTH, HEIGHT)
+    forever = lanes_to_markers(msg).markers[1].lifetime
+    assert (forever.sec, forever.nanosec) == (0, 0)
+    lifetime = lanes_to_markers(msg, lifetime_s=1.25).markers[1].lifetime
+    assert (lifetime.sec, lifetime.nanosec) == (1, 250_000_000)
+
+
+# ---- ego lane paths --------------------------------------------------------------------------------------
+
+
+def test_ego_paths_follow_the_ego_boundaries_on_the_ground():
+    projection = GroundProjection(INTRINSICS, height=1.5, pitch=0.08)
+
+    def ground_lane(y: float) -> Lane:
+        distances = np.linspace(30.0, 6.0, 10)  # top of the image (far) to bottom (near)
+        return Lane(np.array([_to_pixel(projection, x, y) for x in distances], dtype=np.float32), 0.9)
+
+    lanes = [ground_lane(5.25), ground_lane(1.75), ground_lane(-1.75)]  # left to right: y points left
+    msg = lanes_to_msg(lanes, _header(), WIDTH, HEIGHT, projection, "base_link")
+    left, right = ego_paths(msg)
+    for path, y in ((left, 1.75), (right, -1.75)):
+        assert path.header.frame_id == "base_link" and path.header.stamp == _header().stamp
+        xs = [pose.pose.position.x for pose in path.poses]
+        assert xs == sorted(xs) and xs[0] == pytest.approx(6.0, abs=1e-3)
+        assert xs[-1] == pytest.approx(30.0, abs=1e-2)
+        assert all(pose.pose.position.y == pytest.approx(y, abs=1e-3) for pose in path.poses)
+        assert all(pose.header.frame_id == "base_link" for pose in path.poses)
+
+
+def test_ego_paths_are_empty_for_a_missing_boundary_and_absent_without_projection():
+    projection = GroundProjection(INTRINSICS, height=1.5, pitch=0.08)
+    only_left = [_straight_lane(300.0, 750.0)]
+    left, right = ego_paths(lanes_to_msg(only_left, _header(), WIDTH, HEIGHT, projection, "base_link"))
+    assert len(left.poses) > 0 and len(right.poses) == 0
+    assert right.header.frame_id == "base_link"
+    assert ego_paths(lanes_to_msg(only_left, _header(), WIDTH, HEIGHT)) is None

@@ -189,7 +189,7 @@ def test_rviz_follows_the_namespace_and_the_image_topic(recorded):
     assert set(remappings) == set(topics)
     assert remappings["/camera/image_raw"].args == ("image_topic",)
     # The detector's outputs, made relative so they resolve in the shared namespace.
-    for topic in ("/lane_markers", "/lane_detector/debug/image"):
+    for topic in ("/lane_markers", "/lane_detector/debug/image", "/ego_left_path", "/ego_right_path"):
         assert remappings[topic] == topic.lstrip("/")
     fixed_frame = rviz.kwargs["arguments"][rviz.kwargs["arguments"].index("-f") + 1]
     assert fixed_frame.args == ("rviz_fixed_frame",)

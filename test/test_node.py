@@ -456,6 +456,7 @@ def test_markers_and_debug_image_follow_the_frame(ros, raw_io, detectors):
     strips = marker_array.markers[1:]
     assert len(strips) == len([lane for lane in lanes.lanes if len(lane.u) >= 2])
     assert all(m.type == Marker.LINE_STRIP and m.header.frame_id == msg.header.frame_id for m in strips)
+    assert all(0.2 <= m.lifetime.sec + m.lifetime.nanosec * 1e-9 <= 5.0 for m in strips)
     assert (overlay.width, overlay.height, overlay.encoding) == (WIDTH, HEIGHT, "bgr8")
 
 
@@ -480,20 +481,30 @@ def test_thresholds_change_at_run_time(ros, raw_io, detectors):
 
 
 def test_ground_projection_from_camera_info(ros, raw_io, detectors):
+    from clrkdnet_msgs.msg import Lane
+    from nav_msgs.msg import Path
     from sensor_msgs.msg import CameraInfo
 
     detector = detectors["raw"]
+    paths = {side: ros.inbox(Path, f"{detector.namespace}/ego_{side}_path") for side in ("left", "right")}
     info = CameraInfo(width=WIDTH, height=HEIGHT)
     info.k = [300.0, 0.0, WIDTH / 2, 0.0, 300.0, HEIGHT * 0.45, 0.0, 0.0, 1.0]
     wait_for_subscriber(raw_io["camera_info"])
     raw_io["camera_info"].publish(info)
     assert all(r.successful for r in set_parameters(ros, detector, camera_height=1.5, camera_pitch=0.1))
     try:
-        lanes = answer(raw_io["image"], ros.stamp(raw_message(road_image(), "bgr8")), raw_io["lanes"])
+        msg = ros.stamp(raw_message(road_image(), "bgr8"))
+        lanes = answer(raw_io["image"], msg, raw_io["lanes"])
         assert lanes.ground_frame_id == "base_link"
         # Points below the horizon row project in front of the camera; the random lanes must have some.
         ground = [p for lane in lanes.lanes for p in lane.ground_points]
         assert ground and all(p.x > 0.0 and p.z == 0.0 for p in ground)
+        for side, position in (("left", Lane.EGO_LEFT), ("right", Lane.EGO_RIGHT)):
+            path = paths[side].wait_for(lambda m: m.header.stamp == msg.header.stamp, 10.0)
+            assert path is not None, f"no ego_{side}_path for the frame"
+            assert path.header.frame_id == "base_link"
+            boundary = [lane for lane in lanes.lanes if lane.position == position]
+            assert len(path.poses) == (len(boundary[0].ground_points) if boundary else 0)
     finally:
         set_parameters(ros, detector, camera_height=0.0)
 
