@@ -425,3 +425,17 @@ def csv_rows(path):
 
     with path.open() as stream:
         yield from csv.DictReader(stream)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bags_are_written_with_metadata_readable_from_humble_to_kilted(culane_root, tmp_path, storage):
+    import yaml
+
+    bag_path = tmp_path / "bag"
+    write_bag(read_source("culane", culane_root), bag_path, storage=storage)
+    info = yaml.safe_load((bag_path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["version"] == 8
+    assert len(info["topics_with_message_count"]) == 3
+    for topic in info["topics_with_message_count"]:
+        # Humble parses this field as a string (empty: play with the default QoS); version 9 made it a list.
+        assert isinstance(topic["topic_metadata"]["offered_qos_profiles"], str)

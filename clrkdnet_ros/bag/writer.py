@@ -18,6 +18,10 @@ from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, LAN
 from clrkdnet_ros.conversions import lanes_to_msg
 from clrkdnet_ros.image_codec import bgr_to_image
 
+# rosbag2 metadata version 8 (Jazzy's). Version 9 (Kilted) writes the offered QoS profiles as a YAML list,
+# which Humble's and Jazzy's readers reject ("yaml-cpp: bad conversion"); every newer reader accepts 8.
+METADATA_VERSION = 8
+
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
@@ -51,7 +55,7 @@ def write_bag(
     typestore = lane_typestore()
     period_ns = round(1e9 / rate)
     try:
-        with Writer(out, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage]) as writer:
+        with Writer(out, version=METADATA_VERSION, storage_plugin=STORAGES[storage]) as writer:
             image_conn = writer.add_connection(
                 COMPRESSED_TOPIC if compressed else IMAGE_TOPIC,
                 COMPRESSED_IMAGE if compressed else IMAGE,
