@@ -168,3 +168,26 @@ def test_overrides_from_yaml_set_and_shortcuts(tmp_path):
     )
     with pytest.raises(PresetError, match="lr"):
         load_preset(bad.preset).with_overrides(preset_overrides(bad))
+
+
+@pytest.mark.slow
+def test_quick_synthetic_reproduction_writes_its_table_and_a_loadable_half_precision_student(tmp_path):
+    from clrkdnet_core.inference import LaneDetector
+    from training import reproduce_synthetic
+
+    benchmarks = tmp_path / "BENCHMARKS.md"
+    benchmarks.write_text("# Benchmarks\n\nkept\n")
+    out = tmp_path / "run"
+    assert reproduce_synthetic.main(["--quick", "--out", str(out), "--benchmarks", str(benchmarks)]) == 0
+    text = benchmarks.read_text()
+    assert "kept" in text and text.count(reproduce_synthetic.BEGIN) == 1
+    section = text.split(reproduce_synthetic.BEGIN)[1].split(reproduce_synthetic.END)[0]
+    assert "--quick" in section and section.count("| CLR") == 3
+    student = out / "models" / "clrkdnet_resnet18_synthetic.pth"
+    assert {t.dtype for t in read_checkpoint(student)["net"].values() if t.is_floating_point()} == {
+        torch.float16
+    }
+    preset = load_preset(out / "models" / "clrkdnet_resnet18_synthetic.yaml")
+    assert (preset.geometry.img_w, preset.geometry.img_h) == (400, 160)
+    detector = LaneDetector.from_preset(preset, student, device="cpu")
+    assert isinstance(detector.detect(torch.zeros(590, 1640, 3, dtype=torch.uint8).numpy()), list)

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import copy
+import dataclasses
 import platform
 import shlex
 import statistics
@@ -75,16 +76,8 @@ FULL = Plan(
     img_h=160,
     latency_runs=20,
 )
-QUICK = Plan(
-    train_images=8,
-    test_images=4,
-    teacher_epochs=1,
-    student_epochs=1,
-    batch_size=4,
-    lr=2e-3,
-    img_w=400,
-    img_h=160,
-    latency_runs=3,
+QUICK = dataclasses.replace(
+    FULL, train_images=8, test_images=4, teacher_epochs=1, student_epochs=1, batch_size=4, latency_runs=3
 )
 
 
