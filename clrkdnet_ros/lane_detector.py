@@ -47,6 +47,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_policy_name_from_kind,
 )
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
@@ -76,6 +77,9 @@ RCLError = rclpy_implementation.RCLError
 IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 LOG_THROTTLE_S = 5.0
+# Standard ROS 2 QoS overrides on the image subscription and every output: read-only parameters
+# ``qos_overrides.<topic>.publisher|subscription.<policy>``, given at start-up.
+_QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
 # Marker lifetime bounds (s): twice the frame period, clamped (see _marker_lifetime_s).
 MARKER_LIFETIME_RANGE_S = (0.2, 5.0)
 _OUTPUT_QOS = QoSProfile(
@@ -269,18 +273,18 @@ class LaneDetectorNode(LifecycleNode):
         except Exception as exc:  # rclpy would turn it into a silent ERROR transition
             self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
+        outputs = {
+            "lanes": (LaneArray, "lanes", _OUTPUT_QOS),
+            "markers": (MarkerArray, "lane_markers", _LATEST_ONLY_QOS),
+            "ego_left_path": (PathMsg, "ego_left_path", _OUTPUT_QOS),
+            "ego_right_path": (PathMsg, "ego_right_path", _OUTPUT_QOS),
+            "debug_image": (Image, "~/debug/image", _LATEST_ONLY_QOS),
+            "processing_time": (Float64, "~/debug/processing_time_ms", _OUTPUT_QOS),
+            "pipeline_latency": (Float64, "~/debug/pipeline_latency_ms", _OUTPUT_QOS),
+        }
         self._outputs = {
-            "lanes": self.create_lifecycle_publisher(LaneArray, "lanes", _OUTPUT_QOS),
-            "markers": self.create_lifecycle_publisher(MarkerArray, "lane_markers", _LATEST_ONLY_QOS),
-            "ego_left_path": self.create_lifecycle_publisher(PathMsg, "ego_left_path", _OUTPUT_QOS),
-            "ego_right_path": self.create_lifecycle_publisher(PathMsg, "ego_right_path", _OUTPUT_QOS),
-            "debug_image": self.create_lifecycle_publisher(Image, "~/debug/image", _LATEST_ONLY_QOS),
-            "processing_time": self.create_lifecycle_publisher(
-                Float64, "~/debug/processing_time_ms", _OUTPUT_QOS
-            ),
-            "pipeline_latency": self.create_lifecycle_publisher(
-                Float64, "~/debug/pipeline_latency_ms", _OUTPUT_QOS
-            ),
+            key: self.create_lifecycle_publisher(msg_type, topic, qos, qos_overriding_options=_QOS_OVERRIDES)
+            for key, (msg_type, topic, qos) in outputs.items()
         }
         return super().on_configure(state)
 
@@ -385,7 +389,12 @@ class LaneDetectorNode(LifecycleNode):
         else:
             topic, msg_type = "image", Image
         self._image_sub = self.create_subscription(
-            msg_type, topic, self._on_image, qos, event_callbacks=events
+            msg_type,
+            topic,
+            self._on_image,
+            qos,
+            event_callbacks=events,
+            qos_overriding_options=_QOS_OVERRIDES,
         )
         self._camera_info_sub = self.create_subscription(
             CameraInfo, "camera_info", self._on_camera_info, qos, event_callbacks=events

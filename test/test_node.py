@@ -760,3 +760,24 @@ def test_start_up_values_are_checked_like_run_time_changes(in_process_node, chec
     assert not result.successful
     (result,) = node.set_parameters([Parameter("max_lanes", Parameter.Type.NOT_SET)])
     assert not result.successful  # a threshold cannot be unset once running
+
+
+def test_standard_qos_overrides_apply_to_the_image_subscription_and_the_outputs(in_process_node, checkpoint):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.qos import ReliabilityPolicy
+
+    overrides = {
+        "qos_overrides./image.subscription.reliability": "reliable",
+        "qos_overrides./image.subscription.depth": 3,
+        "qos_overrides./lanes.publisher.depth": 2,
+    }
+    node = in_process_node(weights=str(checkpoint), device="cpu", **overrides)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    try:
+        assert node._image_sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        assert node._image_sub.qos_profile.depth == 3
+        assert node._outputs["lanes"].qos_profile.depth == 2
+        assert node._outputs["markers"].qos_profile.depth == 1  # not overridden: the node's own choice
+    finally:
+        node.trigger_deactivate()
