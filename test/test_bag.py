@@ -439,3 +439,51 @@ def test_bags_are_written_with_metadata_readable_from_humble_to_kilted(culane_ro
     for topic in info["topics_with_message_count"]:
         # Humble parses this field as a string (empty: play with the default QoS); version 9 made it a list.
         assert isinstance(topic["topic_metadata"]["offered_qos_profiles"], str)
+
+
+def _as_humble_sqlite3_bag(bag_path):
+    """Rewrite a bag as Humble's rosbag2 writes it: metadata version 5, no schema/definition tables, no
+    type hashes, QoS as a YAML string."""
+    import yaml
+
+    (db_path,) = bag_path.glob("*.db3")
+    with sqlite3.connect(db_path) as db:
+        topics = db.execute("SELECT id, name, type, serialization_format FROM topics").fetchall()
+        messages = db.execute("SELECT id, topic_id, timestamp, data FROM messages").fetchall()
+    db_path.unlink()
+    with sqlite3.connect(db_path) as db:
+        db.executescript(
+            "CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, "
+            "serialization_format TEXT NOT NULL, offered_qos_profiles TEXT NOT NULL);"
+            "CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL, "
+            "timestamp INTEGER NOT NULL, data BLOB NOT NULL);"
+            "CREATE INDEX timestamp_idx ON messages (timestamp ASC);"
+        )
+        forever = "\n    sec: 9223372036\n    nsec: 854775807"
+        qos = (
+            "- history: 3\n  depth: 0\n  reliability: 1\n  durability: 2\n"
+            f"  deadline:{forever}\n  lifespan:{forever}\n  liveliness: 1\n"
+            f"  liveliness_lease_duration:{forever}\n  avoid_ros_namespace_conventions: false"
+        )
+        db.executemany("INSERT INTO topics VALUES (?, ?, ?, ?, ?)", [(*row, qos) for row in topics])
+        db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?)", messages)
+    metadata = bag_path / "metadata.yaml"
+    info = yaml.safe_load(metadata.read_text())["rosbag2_bagfile_information"]
+    info["version"] = 5
+    for key in ("custom_data", "ros_distro"):
+        info.pop(key)
+    for topic in info["topics_with_message_count"]:
+        topic["topic_metadata"].pop("type_description_hash")
+        topic["topic_metadata"]["offered_qos_profiles"] = qos
+    metadata.write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}))
+
+
+def test_bags_recorded_by_humble_are_read_and_scored(culane_root, tmp_path):
+    bag_path = tmp_path / "humble_bag"
+    write_bag(read_source("culane", culane_root), bag_path, storage="sqlite3")
+    _as_humble_sqlite3_bag(bag_path)
+    with LaneBag(bag_path) as bag:
+        assert bag.image_topic == "/camera/image_raw"
+        summary, rows = evaluate_bag(bag, OracleDetector(bag_path), tmp_path)
+    assert len(rows) == 4
+    assert (summary["metrics"]["tp"], summary["metrics"]["fp"], summary["metrics"]["fn"]) == (12, 0, 0)
