@@ -191,3 +191,8 @@ def test_quick_synthetic_reproduction_writes_its_table_and_a_loadable_half_preci
     assert (preset.geometry.img_w, preset.geometry.img_h) == (400, 160)
     detector = LaneDetector.from_preset(preset, student, device="cpu")
     assert isinstance(detector.detect(torch.zeros(590, 1640, 3, dtype=torch.uint8).numpy()), list)
+    import cv2
+
+    lanes_picture = cv2.imread(str(out / "synthetic_reproduction_lanes.png"))
+    assert lanes_picture.shape[1] == 2 * 820  # two test images side by side
+    assert cv2.imread(str(out / "synthetic_reproduction_losses.png")) is not None

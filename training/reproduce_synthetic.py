@@ -36,7 +36,9 @@ from clrkdnet_core.checkpoint import save_checkpoint
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import Preset, load_preset, save_preset
 from clrkdnet_core.data.synthetic import generate_dataset
+from clrkdnet_core.inference import LaneDetector
 from training.data import build_eval_dataset, build_train_dataset
+from training.figures import overlay_grid, plot_losses
 from training.trainer import Trainer, TrainSettings, build_teacher
 from training.validation import evaluate
 
@@ -170,6 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--models-dir", type=Path, help="where the demo model goes (full run default: models/)"
     )
+    parser.add_argument(
+        "--pictures-dir", type=Path, help="loss curves and lane overlays (full run default: docs/images/)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     return parser
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     benchmarks = args.benchmarks or (args.out / "BENCHMARKS.md" if args.quick else Path("BENCHMARKS.md"))
     models_dir = args.models_dir or (args.out / "models" if args.quick else Path("models"))
+    pictures_dir = args.pictures_dir or (args.out if args.quick else Path("docs/images"))
     data_root = args.out / "data"
     wall = time.perf_counter()
     split = (plan.train_images, 0, plan.test_images)  # counts work as fractions: exact split sizes
@@ -193,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             workers=args.workers,
             validate=False,
+            log_every=1 if args.quick else 10,  # a quick run is too short for the default
         )
 
     def preset(name: str, epochs: int, **extra: object) -> Preset:
@@ -240,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         models_dir / f"{DEMO_NAME}.yaml",
         f"The preset of {DEMO_NAME}.pth, written by training/reproduce_synthetic.py.",
     )
+    shipped = LaneDetector.from_preset(models_dir / f"{DEMO_NAME}.yaml", exported, device="cpu")
+    pictures = [
+        plot_losses(args.out, pictures_dir / "synthetic_reproduction_losses.png"),
+        overlay_grid(shipped, data_root, pictures_dir / "synthetic_reproduction_lanes.png"),
+    ]
     total_min = (time.perf_counter() - wall) / 60
     arguments = sys.argv[1:] if argv is None else argv
     command = " ".join(["python training/reproduce_synthetic.py", *map(shlex.quote, arguments)])
@@ -265,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         ),
     )
-    print(f"wrote {benchmarks} and {exported} in {total_min:.1f} min")
+    print(f"wrote {benchmarks}, {exported} and {', '.join(map(str, pictures))} in {total_min:.1f} min")
     return 0
 
 
