@@ -36,3 +36,18 @@ def test_synthetic_predictions_have_the_requested_candidates():
     scores = torch.softmax(pred[..., :2], dim=-1)[..., 1]
     assert pred.shape == (3, 192, 78)
     assert (scores >= 0.4).sum(dim=1).tolist() == [48, 48, 48]
+
+
+def test_report_keeps_the_blocks_other_scripts_write(tmp_path):
+    from clrkdnet_core.benchmark.__main__ import main
+
+    out = tmp_path / "BENCHMARKS.md"
+    block = (
+        "<!-- synthetic-reproduction:begin -->\n## Synthetic reproduction\n\n| a | b |\n"
+        "<!-- synthetic-reproduction:end -->"
+    )
+    out.write_text(f"# Benchmarks\n\nstale numbers\n\n{block}\n")
+    assert main(["--quick", "--sections", "postprocess", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "stale numbers" not in text and "## Decode + lane NMS" in text
+    assert text.count(block) == 1 and text.endswith(block + "\n")
