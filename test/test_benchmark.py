@@ -51,3 +51,15 @@ def test_report_keeps_the_blocks_other_scripts_write(tmp_path):
     text = out.read_text()
     assert "stale numbers" not in text and "## Decode + lane NMS" in text
     assert text.count(block) == 1 and text.endswith(block + "\n")
+
+
+def test_a_block_is_replaced_in_place_or_appended():
+    from clrkdnet_core.benchmark.blocks import marked_blocks, markers, replace_block
+
+    begin, end = markers("run")
+    text = f"# B\n\nbefore\n\n{begin}\nold\n{end}\n\nafter\n"
+    assert replace_block(text, "run", "new\n") == f"# B\n\nbefore\n\n{begin}\nnew\n{end}\n\nafter\n"
+    appended = replace_block("# B\n", "other", "x")
+    assert appended == "# B\n\n<!-- other:begin -->\nx\n<!-- other:end -->\n"
+    other = "<!-- other:begin -->\nx\n<!-- other:end -->"
+    assert marked_blocks(appended + text) == [other, f"{begin}\nold\n{end}"]

@@ -172,6 +172,7 @@ def test_overrides_from_yaml_set_and_shortcuts(tmp_path):
 
 @pytest.mark.slow
 def test_quick_synthetic_reproduction_writes_its_table_and_a_loadable_half_precision_student(tmp_path):
+    from clrkdnet_core.benchmark.blocks import markers
     from clrkdnet_core.inference import LaneDetector
     from training import reproduce_synthetic
 
@@ -180,8 +181,9 @@ def test_quick_synthetic_reproduction_writes_its_table_and_a_loadable_half_preci
     out = tmp_path / "run"
     assert reproduce_synthetic.main(["--quick", "--out", str(out), "--benchmarks", str(benchmarks)]) == 0
     text = benchmarks.read_text()
-    assert "kept" in text and text.count(reproduce_synthetic.BEGIN) == 1
-    section = text.split(reproduce_synthetic.BEGIN)[1].split(reproduce_synthetic.END)[0]
+    begin, end = markers(reproduce_synthetic.SECTION)
+    assert "kept" in text and text.count(begin) == 1
+    section = text.split(begin)[1].split(end)[0]
     assert "--quick" in section and section.count("| CLR") == 3
     student = out / "models" / "clrkdnet_resnet18_synthetic.pth"
     assert {t.dtype for t in read_checkpoint(student)["net"].values() if t.is_floating_point()} == {

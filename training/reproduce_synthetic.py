@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from clrkdnet_core.benchmark.blocks import replace_block
 from clrkdnet_core.checkpoint import save_checkpoint
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import Preset, load_preset, save_preset
@@ -44,8 +45,7 @@ from training.validation import evaluate
 
 TEACHER = "clrnet_resnet18_culane"
 STUDENT = "clrkdnet_resnet18_culane"
-BEGIN = "<!-- synthetic-reproduction:begin -->"
-END = "<!-- synthetic-reproduction:end -->"
+SECTION = "synthetic-reproduction"  # this script's block of BENCHMARKS.md
 DEMO_NAME = "clrkdnet_resnet18_synthetic"
 
 
@@ -139,15 +139,9 @@ def format_table(results: list[Result]) -> str:
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replace the text between the markers of ``path`` (appended when absent), keeping everything else."""
+    """Put ``body`` into this script's block of ``path`` (created when absent), keeping everything else."""
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    section = f"{BEGIN}\n{body.strip()}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(replace_block(text, SECTION, body), encoding="utf-8")
 
 
 def export_half(model: nn.Module, path: Path, preset_name: str) -> Path:

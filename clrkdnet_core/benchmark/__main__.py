@@ -6,7 +6,6 @@ A default run takes about 10 minutes on a 2-core CPU; ``--quick`` about a third 
 """
 
 import argparse
-import re
 import shlex
 import sys
 import time
@@ -15,12 +14,11 @@ from pathlib import Path
 import torch
 
 from clrkdnet_core.benchmark import Settings, environment_lines
+from clrkdnet_core.benchmark.blocks import marked_blocks
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import InputError
 
 SECTIONS = ("compare", "reference", "profile", "postprocess", "metrics", "node")
-# A block other scripts write into the same file (training/reproduce_synthetic.py's table); kept as it is.
-MARKED_BLOCK = re.compile(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", re.DOTALL)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if goals:
         header += ["## Goals", "", *[f"- {g}" for g in goals], ""]
     out = Path(args.out)
-    kept = [match.group(0) for match in MARKED_BLOCK.finditer(out.read_text())] if out.is_file() else []
+    kept = marked_blocks(out.read_text()) if out.is_file() else []
     out.write_text("\n\n".join(["\n".join(header + body).rstrip(), *kept]) + "\n")
     print(f"wrote {out}")
     return 0
