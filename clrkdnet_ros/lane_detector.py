@@ -446,8 +446,8 @@ class LaneDetectorNode(LifecycleNode):
         if paths is not None:
             self._outputs["ego_left_path"].publish(paths[0])
             self._outputs["ego_right_path"].publish(paths[1])
+        lifetime_s = self._marker_lifetime_s(start)  # every frame: the period is between frames, not markers
         if self._outputs["markers"].get_subscription_count() > 0:
-            lifetime_s = self._marker_lifetime_s(start)
             self._outputs["markers"].publish(lanes_to_markers(lane_array, intrinsics, lifetime_s))
         if self._outputs["debug_image"].get_subscription_count() > 0:
             self._outputs["debug_image"].publish(bgr_to_image(self._draw_lanes(image, lanes), msg.header))
