@@ -198,3 +198,28 @@ def test_quick_synthetic_reproduction_writes_its_table_and_a_loadable_half_preci
     lanes_picture = cv2.imread(str(out / "synthetic_reproduction_lanes.png"))
     assert lanes_picture.shape[1] == 2 * 820  # two test images side by side
     assert cv2.imread(str(out / "synthetic_reproduction_losses.png")) is not None
+
+
+@pytest.mark.parametrize("made", [False, True], ids=["missing-run", "empty-run"])
+def test_figures_without_a_training_log_exit_with_one_line(tmp_path, made):
+    run = tmp_path / "run"
+    if made:
+        (run / "teacher").mkdir(parents=True)
+    models = Path(__file__).resolve().parents[1] / "models"
+    command = [
+        sys.executable,
+        "-m",
+        "training.figures",
+        "--run",
+        str(run),
+        "--out",
+        str(tmp_path / "pictures"),
+    ]
+    command += ["--preset", str(models / "clrkdnet_resnet18_synthetic.yaml")]
+    command += ["--weights", str(models / "clrkdnet_resnet18_synthetic.pth")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: no training log in {run / 'teacher'}" + ("" if made else ": not a folder")
+    ]
+    assert not (tmp_path / "pictures").exists()

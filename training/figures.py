@@ -39,6 +39,8 @@ def plot_losses(run_dir: Path, png: Path) -> Path:
     """Detection loss (without the distillation terms, so the three runs compare) against iteration."""
     figure, axes = plt.subplots(figsize=(7, 4))
     for folder, label in RUNS.items():
+        if not (run_dir / folder).is_dir():  # TensorBoard's reader would raise its own traceback
+            raise DatasetError(f"no training log in {run_dir / folder}: not a folder")
         events = EventAccumulator(str(run_dir / folder))
         events.Reload()
         if "train/loss" not in events.Tags()["scalars"]:
