@@ -597,8 +597,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    # OpenMP threads that spin while idle take the CPU from the camera driver and the DDS threads; with them
-    # sleeping the CPU node ran 21 instead of 15 FPS in `make demo`. Set before torch loads; a caller's wins.
+    # OpenMP threads that spin while idle take the CPU from the camera driver and the DDS threads (the demo's
+    # node kept up with fewer frames with them spinning). Set before torch loads; a caller's value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         rclpy.init(args=argv)
