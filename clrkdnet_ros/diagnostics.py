@@ -11,6 +11,8 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from clrkdnet_core.timing import percentile
+
 # Latency percentiles and rates are computed over the most recent frames / seconds.
 _LATENCY_WINDOW = 100
 _RATE_WINDOW_S = 5.0
@@ -103,4 +105,4 @@ def _rate(stamps: deque[float], now: float) -> float:
 
 
 def _percentile(values: np.ndarray, q: float) -> str:
-    return f"{np.percentile(values, q):.1f}" if len(values) else "n/a"
+    return f"{percentile(values, q):.1f}" if len(values) else "n/a"

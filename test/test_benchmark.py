@@ -2,8 +2,8 @@
 
 import torch
 
-from clrkdnet_core.benchmark import Timing, measure_interleaved, timing_table
-from clrkdnet_core.benchmark.__main__ import _optional_section
+from benchmarks import Timing, measure_interleaved, timing_table
+from benchmarks.__main__ import _optional_section
 
 
 def test_interleaved_order_rotates_and_counts_only_timed_iterations():
@@ -29,7 +29,7 @@ def test_missing_optional_section_is_reported_not_fatal():
 
 
 def test_synthetic_predictions_have_the_requested_candidates():
-    from clrkdnet_core.benchmark.postprocess import synthetic_predictions
+    from benchmarks.postprocess import synthetic_predictions
 
     priors = torch.zeros((192, 78))
     pred = synthetic_predictions(priors, batch=3, candidates=48)
@@ -39,7 +39,7 @@ def test_synthetic_predictions_have_the_requested_candidates():
 
 
 def test_report_keeps_the_blocks_other_scripts_write(tmp_path):
-    from clrkdnet_core.benchmark.__main__ import main
+    from benchmarks.__main__ import main
 
     out = tmp_path / "BENCHMARKS.md"
     block = (
@@ -54,7 +54,7 @@ def test_report_keeps_the_blocks_other_scripts_write(tmp_path):
 
 
 def test_a_block_is_replaced_in_place_or_appended():
-    from clrkdnet_core.benchmark.blocks import marked_blocks, markers, replace_block
+    from clrkdnet_core.report_blocks import marked_blocks, markers, replace_block
 
     begin, end = markers("run")
     text = f"# B\n\nbefore\n\n{begin}\nold\n{end}\n\nafter\n"

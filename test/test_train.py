@@ -172,7 +172,7 @@ def test_overrides_from_yaml_set_and_shortcuts(tmp_path):
 
 @pytest.mark.slow
 def test_quick_synthetic_reproduction_writes_its_table_and_a_loadable_half_precision_student(tmp_path):
-    from clrkdnet_core.benchmark.blocks import markers
+    from clrkdnet_core.report_blocks import markers
     from clrkdnet_core.inference import LaneDetector
     from training import reproduce_synthetic
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from clrkdnet_core.benchmark.blocks import replace_block
+from clrkdnet_core.report_blocks import replace_block
 from clrkdnet_core.checkpoint import save_checkpoint
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import Preset, load_preset, save_preset

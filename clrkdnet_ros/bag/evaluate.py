@@ -27,6 +27,7 @@ from clrkdnet_core.metrics.culane import (
     summarize_counts,
 )
 from clrkdnet_core.metrics.tusimple import evaluate_tusimple, tusimple_bench
+from clrkdnet_core.timing import percentile
 from clrkdnet_ros.bag.bagfile import BagFrame, LaneBag
 
 TUSIMPLE_SIZE = (1280, 720)
@@ -149,8 +150,8 @@ def latency_stats(latencies_ms: list[float]) -> dict:
     values = np.asarray(latencies_ms)
     return {
         "mean": float(values.mean()),
-        "p50": float(np.percentile(values, 50)),
-        "p95": float(np.percentile(values, 95)),
+        "p50": percentile(latencies_ms, 50),
+        "p95": percentile(latencies_ms, 95),
         "max": float(values.max()),
     }
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy.interpolate import InterpolatedUnivariateSpline
 
-from clrkdnet_core.benchmark import Settings, measure_interleaved, timing_table
+from benchmarks import Settings, measure_interleaved, timing_table
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.models import build_model
 from clrkdnet_core.postprocess.decode import decode_predictions

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from clrkdnet_core.benchmark import Timing
+from benchmarks import Timing
 
 PRESET = "clrkdnet_resnet18_culane"
 WIDTH, HEIGHT = 1640, 590

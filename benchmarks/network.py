@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from clrkdnet_core.backends import create_backend
-from clrkdnet_core.benchmark import Settings, Timing, measure_interleaved, timing_table
-from clrkdnet_core.benchmark.postprocess import reference_lanes_with_splines
+from benchmarks import Settings, Timing, measure_interleaved, timing_table
+from benchmarks.postprocess import reference_lanes_with_splines
 from clrkdnet_core.checkpoint import load_checkpoint
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.models import build_model

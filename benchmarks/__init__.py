@@ -1,8 +1,9 @@
-"""Benchmark suite behind ``python -m clrkdnet_core.benchmark`` (writes BENCHMARKS.md).
+"""Benchmark suite behind ``python -m benchmarks`` (writes BENCHMARKS.md); not part of the installed package.
 
 Every comparison is measured side by side in one run and interleaved: each iteration runs every contender
 once, in an order rotated per iteration, so that load from other processes on a shared machine hits all of
-them alike. Results are latency percentiles, throughput and ratios; this module holds timing and Markdown.
+them alike (``clrkdnet_core.timing``). Results are latency percentiles, throughput and ratios; this module
+holds the run settings and the Markdown.
 """
 
 import os
@@ -13,35 +14,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
+from clrkdnet_core.timing import Timing, measure_interleaved
 
-@dataclass(frozen=True)
-class Timing:
-    """Latencies (milliseconds) of one contender; ``batch`` images per call."""
-
-    samples_ms: tuple[float, ...]
-    batch: int
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.samples_ms)
-
-    @property
-    def p95(self) -> float:
-        ordered = sorted(self.samples_ms)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-    @property
-    def fps(self) -> float:
-        """Images per second at the median latency."""
-        return 1000.0 * self.batch / self.p50
+__all__ = ["Settings", "Timing", "environment_lines", "measure_interleaved", "timing_table"]
 
 
 @dataclass(frozen=True)
@@ -54,38 +34,6 @@ class Settings:
     @classmethod
     def for_run(cls, quick: bool) -> "Settings":
         return cls({1: 4, 8: 1}, 1) if quick else cls({1: 10, 8: 2}, 1)
-
-
-def measure_interleaved(
-    contenders: dict[str, Callable[[], object]],
-    iterations: int,
-    warmup: int,
-    batch: int,
-    sync: Callable[[], None] | None = None,
-    description: str = "",
-) -> dict[str, Timing]:
-    """Time each contender ``iterations`` times, rotating their order every iteration.
-
-    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before each clock read so that GPU work is counted.
-    """
-    names = list(contenders)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    progress = tqdm(total=(warmup + iterations) * len(names), desc=description, leave=False, unit="call")
-    for iteration in range(warmup + iterations):
-        shift = iteration % len(names)
-        for name in names[shift:] + names[:shift]:
-            if sync:
-                sync()
-            start = time.perf_counter()
-            contenders[name]()
-            if sync:
-                sync()
-            elapsed = (time.perf_counter() - start) * 1000.0
-            if iteration >= warmup:
-                samples[name].append(elapsed)
-            progress.update()
-    progress.close()
-    return {name: Timing(tuple(values), batch) for name, values in samples.items()}
 
 
 def timing_table(rows: Sequence[tuple[str, Timing]], baseline: str | None = None) -> list[str]:

@@ -1,6 +1,6 @@
 """Blocks of BENCHMARKS.md owned by other scripts, between ``<!-- name:begin -->`` and ``<!-- name:end -->``.
 
-``python -m clrkdnet_core.benchmark`` rewrites the file but keeps every block; a script that owns one (e.g.
+``python -m benchmarks`` rewrites the file but keeps every block; a script that owns one (e.g.
 ``training/reproduce_synthetic.py``) replaces only its own.
 """
 
