@@ -1,5 +1,7 @@
 # clrkdnet_ros developer entry points. Everything lives inside the repo: the Python venv in .venv/,
-# the clrkdnet_msgs interface build in build/msgs/ and its ament prefix in install/.
+# the clrkdnet_msgs interface build in build/msgs/ and its ament prefix in install/, where clrkdnet_ros
+# itself is installed in the colcon layout (ros2 run / ros2 launch find it there). The ROS 2 command line
+# comes from ROS2_CLI (../shared/ros2_cli) when that folder exists; without it set-up skips that step.
 #
 #   make test   set up (only what is out of date) and run the whole test suite
 #   make demo   set up and run the demo (scripts/demo.sh)
@@ -10,18 +12,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PREFIX := install
 MSGS_BUILD := build/msgs
+CLI_BUILD := build/composition_interfaces
+ROS2_CLI ?= $(abspath $(CURDIR)/../shared/ros2_cli)
 
 # Stamps: a target is redone only when one of its inputs is newer than its stamp.
 VENV_STAMP := $(VENV)/.clrkdnet-requirements.stamp
 MSGS_STAMP := $(MSGS_BUILD)/.clrkdnet-installed.stamp
 LINK_STAMP := $(VENV)/.clrkdnet-linked.stamp
+# Named after the outcome, so that set-up installs the tools once the folder appears.
+CLI_STAMP := $(CLI_BUILD)/.clrkdnet-$(if $(wildcard $(ROS2_CLI)/wheels),installed,skipped).stamp
+PACKAGE_STAMP := $(PREFIX)/.clrkdnet-ros-installed.stamp
 
 MSGS_INPUTS := msg/package.xml msg/CMakeLists.txt $(wildcard msg/msg/*.msg) \
 	scripts/build_msgs.sh scripts/cmake/drop_missing_imported_includes.cmake
+# The folders are inputs so that an added or removed launch/config/model file is installed (or unlinked).
+PACKAGE_INPUTS := setup.py package.xml scripts/install_package.py launch config msg/msg models resource
+# The wheels folder when it exists, so that new wheels are installed; nothing when it does not.
+CLI_INPUTS := scripts/install_ros2_cli.sh scripts/build_msgs.sh $(wildcard $(ROS2_CLI)/wheels)
 
 .PHONY: setup msgs test demo lint clean
 
-setup: $(VENV_STAMP) $(MSGS_STAMP) $(LINK_STAMP)
+setup: $(VENV_STAMP) $(MSGS_STAMP) $(CLI_STAMP) $(LINK_STAMP) $(PACKAGE_STAMP)
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +45,16 @@ $(MSGS_STAMP): $(MSGS_INPUTS) $(VENV_STAMP)
 	scripts/build_msgs.sh $(VENV) $(MSGS_BUILD) $(PREFIX)
 	touch $@
 
+$(CLI_STAMP): $(CLI_INPUTS) $(VENV_STAMP)
+	scripts/install_ros2_cli.sh $(VENV) $(ROS2_CLI) $(CLI_BUILD) $(PREFIX)
+	mkdir -p $(@D) && touch $@
+
 $(LINK_STAMP): scripts/link_venv.py $(VENV_STAMP)
 	$(PY) scripts/link_venv.py $(PREFIX)
+	touch $@
+
+$(PACKAGE_STAMP): $(PACKAGE_INPUTS) $(VENV_STAMP)
+	$(PY) scripts/install_package.py $(PREFIX)
 	touch $@
 
 test: setup
