@@ -5,7 +5,7 @@
 #
 #   make test   set up (only what is out of date) and run the whole test suite
 #   make demo   set up and run the demo (scripts/demo.sh)
-#   make lint   ruff check + format check
+#   make lint   ruff check + format check, import contracts
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -66,6 +66,7 @@ demo: setup
 lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) test/test_architecture.py
 
 clean:
 	rm -rf build $(PREFIX) demo_output
