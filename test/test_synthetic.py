@@ -11,9 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from clrkdnet_core.data import synthetic
-from clrkdnet_core.data.render import draw_scene
-from clrkdnet_core.data.scene import CATEGORIES, Drive, sample_scene
+from clrkdnet_core.data.synthetic.__main__ import main
+from clrkdnet_core.data.synthetic.drive import Drive
+from clrkdnet_core.data.synthetic.render import draw_scene, render_scene
+from clrkdnet_core.data.synthetic.sampler import sample_scene
+from clrkdnet_core.data.synthetic.scene import CATEGORIES
+from clrkdnet_core.data.synthetic.writer import CULANE_CATEGORY_FILES, generate_dataset
 from clrkdnet_core.errors import DatasetError
 
 
@@ -27,22 +30,20 @@ def _digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def culane_root(tmp_path_factory) -> Path:
-    return synthetic.generate_dataset(tmp_path_factory.mktemp("culane"), "culane", 12, seed=7, progress=False)
+    return generate_dataset(tmp_path_factory.mktemp("culane"), "culane", 12, seed=7, progress=False)
 
 
 @pytest.fixture(scope="module")
 def tusimple_root(tmp_path_factory) -> Path:
-    return synthetic.generate_dataset(
-        tmp_path_factory.mktemp("tusimple"), "tusimple", 8, seed=7, progress=False
-    )
+    return generate_dataset(tmp_path_factory.mktemp("tusimple"), "tusimple", 8, seed=7, progress=False)
 
 
 def test_same_seed_gives_identical_bytes(culane_root, tusimple_root, tmp_path):
-    again = synthetic.generate_dataset(tmp_path / "c", "culane", 12, seed=7, progress=False)
+    again = generate_dataset(tmp_path / "c", "culane", 12, seed=7, progress=False)
     assert _digest(again) == _digest(culane_root)
-    again = synthetic.generate_dataset(tmp_path / "t", "tusimple", 8, seed=7, progress=False)
+    again = generate_dataset(tmp_path / "t", "tusimple", 8, seed=7, progress=False)
     assert _digest(again) == _digest(tusimple_root)
-    other = synthetic.generate_dataset(tmp_path / "o", "tusimple", 8, seed=8, progress=False)
+    other = generate_dataset(tmp_path / "o", "tusimple", 8, seed=8, progress=False)
     assert _digest(other) != _digest(tusimple_root)
 
 
@@ -63,7 +64,7 @@ def test_culane_layout_and_lists(culane_root):
         assert (culane_root / (image[1:-3] + "lines.txt")).is_file()
     assert [line.split()[0] for line in train_gt] == (lists / "train.txt").read_text().splitlines()
     split_files = sorted((lists / "test_split").iterdir())
-    assert [p.name for p in split_files] == sorted(synthetic.CULANE_CATEGORY_FILES.values())
+    assert [p.name for p in split_files] == sorted(CULANE_CATEGORY_FILES.values())
     categorised = [line for p in split_files for line in p.read_text().splitlines()]
     assert sorted(categorised) == sorted(test)
 
@@ -160,7 +161,7 @@ def test_labels_follow_the_painted_markings(seed, size):
 
 
 def test_render_scene_api():
-    image, lanes = synthetic.render_scene(np.random.default_rng(3), 640, 360)
+    image, lanes = render_scene(np.random.default_rng(3), 640, 360)
     assert image.shape == (360, 640, 3) and image.dtype == np.uint8
     assert lanes
     for lane in lanes:
@@ -187,7 +188,7 @@ def test_sequence_frames_are_continuous():
 
 def test_cli_writes_dataset(tmp_path, capsys):
     assert (
-        synthetic.main(
+        main(
             [
                 "--out",
                 str(tmp_path),
@@ -211,10 +212,10 @@ def test_cli_writes_dataset(tmp_path, capsys):
 
 def test_bad_arguments_raise_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="format"):
-        synthetic.generate_dataset(tmp_path, "llamas", 3, 0)
+        generate_dataset(tmp_path, "llamas", 3, 0)
     with pytest.raises(DatasetError, match="split"):
-        synthetic.generate_dataset(tmp_path, "culane", 0, 0)
+        generate_dataset(tmp_path, "culane", 0, 0)
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(DatasetError, match=r"cannot create output folder .*a_file"):
-        synthetic.generate_dataset(blocker / "out", "culane", 2, 0)
+        generate_dataset(blocker / "out", "culane", 2, 0)

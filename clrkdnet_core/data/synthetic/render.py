@@ -1,4 +1,4 @@
-"""Rasterise a :class:`~clrkdnet_core.data.scene.Scene` into a BGR uint8 image.
+"""Rasterise a :class:`~clrkdnet_core.data.synthetic.scene.Scene` into a BGR uint8 image.
 
 Everything on the ground is a road-frame polygon projected with the scene camera and filled with OpenCV's
 antialiased polygon fill (sub-pixel vertices), so the painted markings line up with the labels to a fraction
@@ -15,12 +15,14 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from clrkdnet_core.data.scene import FAR_DISTANCE, NEAR_DISTANCE, Scene
+from clrkdnet_core.data.synthetic.sampler import sample_scene
+from clrkdnet_core.data.synthetic.scene import WHITE_PAINT, Scene
 
+NEAR_DISTANCE = 1.0  # m: nearest ground point drawn (below the image bottom for every camera used here)
+FAR_DISTANCE = 400.0  # m: the road ends here (a few pixels under the horizon)
 _SHIFT = 4  # fractional bits of polygon vertices
 _SCALE = float(1 << _SHIFT)
 _BANK_SHAPE = (1024, 2048)
-_WHITE = (235.0, 238.0, 240.0)
 
 
 @functools.cache
@@ -102,7 +104,7 @@ def _marking_polygons(painter: _Painter) -> list[tuple[list[np.ndarray], tuple[f
             left = painter.ground(np.full_like(z, m.offset - m.width / 2), z)
             right = painter.ground(np.full_like(z, m.offset + m.width / 2), z[:, ::-1])
             out.extend(np.concatenate([left, right], axis=1))
-    white = groups.setdefault(_WHITE, [])
+    white = groups.setdefault(WHITE_PAINT, [])
     for centre, z in scene.arrows:
         white.append(_arrow(painter, centre, z))
     if scene.crosswalk is not None:
@@ -252,24 +254,16 @@ def _draw_vehicles(img: np.ndarray, scene: Scene) -> list[tuple[float, float, fl
         x = float(road.lateral(np.array(v.z), v.offset))
         x0, x1, z0, z1 = x - v.width / 2, x + v.width / 2, v.z, v.z + v.length
         body = 0.3
-        if x0 > 0:  # left flank faces the camera
-            fill(
-                poly(
-                    np.array([x0, x0, x0, x0]),
-                    np.array([z0, z1, z1, z0]),
-                    np.array([body, body, v.height, v.height]),
-                ),
-                base * 0.7,
-            )
-        if x1 < 0:
-            fill(
-                poly(
-                    np.array([x1, x1, x1, x1]),
-                    np.array([z0, z1, z1, z0]),
-                    np.array([body, body, v.height, v.height]),
-                ),
-                base * 0.7,
-            )
+        for flank, faces_camera in ((x0, x0 > 0), (x1, x1 < 0)):
+            if faces_camera:
+                fill(
+                    poly(
+                        np.full(4, flank),
+                        np.array([z0, z1, z1, z0]),
+                        np.array([body, body, v.height, v.height]),
+                    ),
+                    base * 0.7,
+                )
         if cam.mount_height > v.height:
             fill(
                 poly(np.array([x0, x1, x1, x0]), np.array([z0, z0, z1, z1]), np.full(4, v.height)),
@@ -399,6 +393,24 @@ def draw_scene(scene: Scene) -> np.ndarray:
     rotation = cam.roll_matrix()
     rotation[:, 2] -= rotation[:, :2] @ np.array([margin, margin], np.float64)
     return cv2.warpAffine(image, rotation, (w, h), flags=cv2.INTER_LINEAR)
+
+
+def render_scene(
+    rng: np.random.Generator, width: int, height: int, category: str | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Render one random road scene.
+
+    Returns the BGR uint8 image and the label of every painted marking, left to right, as (N, 2) float32
+    (x, y) pixel polylines sampled at every image row, top to bottom (only where the lane is visible).
+    """
+    scene = sample_scene(rng, width, height, category)
+    ys = np.arange(height, dtype=np.float64)
+    lanes = []
+    for xs in scene.sample_lanes(ys):
+        ok = ~np.isnan(xs)
+        if ok.sum() >= 2:
+            lanes.append(np.stack([xs[ok], ys[ok]], axis=1).astype(np.float32))
+    return draw_scene(scene), lanes
 
 
 def _draw_unrolled(scene: Scene) -> np.ndarray:

@@ -1,6 +1,4 @@
-"""Synthetic CULane / TuSimple datasets with exact labels.
-
-    python -m clrkdnet_core.data.synthetic --out DIR --format culane --n 200 --seed 0 [--sequence]
+"""Synthetic CULane / TuSimple datasets with exact labels: the frames of a set and its files.
 
 Writes the real datasets' file layouts (images, ``.lines.txt`` / label JSON lines, segmentation masks, list
 files and the nine CULane test-category lists), so every tool that reads CULane or TuSimple also runs on this
@@ -10,9 +8,7 @@ encoders are deterministic.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +16,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from clrkdnet_core.cli import run_cli
-from clrkdnet_core.data.render import draw_scene
-from clrkdnet_core.data.scene import CATEGORIES, Drive, Scene, sample_category, sample_scene
+from clrkdnet_core.data.synthetic.drive import Drive
+from clrkdnet_core.data.synthetic.render import draw_scene
+from clrkdnet_core.data.synthetic.sampler import sample_category, sample_scene
+from clrkdnet_core.data.synthetic.scene import CATEGORIES, Scene
 from clrkdnet_core.data.tusimple_seg import generate_seg_labels
 from clrkdnet_core.data.writers import culane_annotation_text
 from clrkdnet_core.errors import DatasetError
 
 IMAGE_SIZES = {"culane": (1640, 590), "tusimple": (1280, 720)}
 SPLITS = ("train", "val", "test")
-CULANE_MAX_LANES = 4
 CULANE_SEG_WIDTH = 16
 TUSIMPLE_MAX_LANES = 5
 TUSIMPLE_H_SAMPLES = list(range(160, 720, 10))
@@ -40,24 +36,6 @@ TUSIMPLE_LABEL_FILES = {
 }
 CULANE_CATEGORY_FILES = {c: f"test{i}_{c}.txt" for i, c in enumerate(CATEGORIES)}
 _FRAMES_PER_CLIP = 30
-
-
-def render_scene(
-    rng: np.random.Generator, width: int, height: int, category: str | None = None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Render one random road scene.
-
-    Returns the BGR uint8 image and the label of every painted marking, left to right, as (N, 2) float32
-    (x, y) pixel polylines sampled at every image row, top to bottom (only where the lane is visible).
-    """
-    scene = sample_scene(rng, width, height, category)
-    ys = np.arange(height, dtype=np.float64)
-    lanes = []
-    for xs in scene.sample_lanes(ys):
-        ok = ~np.isnan(xs)
-        if ok.sum() >= 2:
-            lanes.append(np.stack([xs[ok], ys[ok]], axis=1).astype(np.float32))
-    return draw_scene(scene), lanes
 
 
 def split_sizes(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
@@ -211,28 +189,3 @@ def _write_tusimple(root: Path, frames: Iterator[tuple[str, int, Scene]]) -> Non
     for split, lines in labels.items():
         (root / TUSIMPLE_LABEL_FILES[split]).write_text("".join(f"{line}\n" for line in lines))
     generate_seg_labels(root, progress=False)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="output dataset root")
-    parser.add_argument("--format", choices=sorted(IMAGE_SIZES), default="culane")
-    parser.add_argument("--n", type=int, default=100, help="number of frames over all splits")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sequence", action="store_true", help="consecutive frames of one continuous drive")
-    parser.add_argument(
-        "--split",
-        type=float,
-        nargs=3,
-        default=(0.8, 0.1, 0.1),
-        metavar=("TRAIN", "VAL", "TEST"),
-        help="fractions of the frames per split (default 0.8 0.1 0.1)",
-    )
-    args = parser.parse_args(argv)
-    root = generate_dataset(args.out, args.format, args.n, args.seed, args.sequence, tuple(args.split))
-    print(f"wrote {args.n} {args.format} frames to {root}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main))
