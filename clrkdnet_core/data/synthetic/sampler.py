@@ -22,7 +22,7 @@ from clrkdnet_core.data.synthetic.scene import (
     Vehicle,
 )
 
-# Most specific attribute first: a night scene with glare is "hlight", a curved road in traffic "curve".
+# Frequencies of CATEGORIES; a scene counts as its most specific attribute (night with glare is "hlight").
 _CATEGORY_WEIGHTS = (0.2, 0.14, 0.06, 0.1, 0.1, 0.07, 0.12, 0.06, 0.15)
 
 

@@ -19,7 +19,7 @@ CURVE_CURVATURE = 1.0 / 600.0  # 1/m: roads bending more than this within 40 m a
 CROWD_VEHICLES = 3
 WORN_PAINT = 0.5
 VISIBLE_VEHICLE_DISTANCE = 100.0
-WHITE_PAINT = (235.0, 238.0, 240.0)  # BGR, before a marking's tint
+WHITE_PAINT = (235.0, 238.0, 240.0)  # BGR road paint; each marking adds a small tint of its own
 YELLOW_PAINT = (60.0, 190.0, 225.0)
 
 
