@@ -6,6 +6,7 @@ Presets ship as ``clrkdnet_core/presets/<name>.yaml``; any YAML file of the same
 """
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import yaml
 
 from clrkdnet_core.errors import ClrkdnetError, PresetError
 from clrkdnet_core.geometry import ImageGeometry
+from clrkdnet_core.lane_format import NUM_OFFSETS, NUM_PRIORS
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -77,8 +79,27 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class OfficialWeights:
+    """Where the authors publish the preset's trained checkpoint, and the score they report for it.
+
+    ``file`` is the checkpoint's file name once downloaded (and unpacked: ``url`` may be a .zip holding it);
+    ``url`` is None where the release page has no stable direct link; ``sha256`` is None until known.
+    """
+
+    page: str
+    file: str
+    metric: str
+    reported: float
+    url: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class Preset:
-    """One complete model configuration; build the network with ``build_model(preset)``."""
+    """One complete model configuration; build the network with ``build_model(preset)``.
+
+    ``official_weights`` is None for presets without a published checkpoint.
+    """
 
     name: str
     dataset: str
@@ -86,6 +107,7 @@ class Preset:
     geometry: ImageGeometry
     test: TestConfig
     train: TrainConfig
+    official_weights: OfficialWeights | None = None
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -118,6 +140,7 @@ class Preset:
 
 
 _SECTIONS = {"model": ModelConfig, "geometry": ImageGeometry, "test": TestConfig, "train": TrainConfig}
+_OPTIONAL_SECTIONS = {"official_weights": OfficialWeights}
 
 
 def available_presets() -> list[str]:
@@ -161,13 +184,18 @@ def save_preset(preset: Preset, path: str | Path, comment: str = "") -> Path:
 
 
 def _from_dict(data: dict[str, Any], source: Path | None) -> Preset:
-    unknown = set(data) - {"name", "dataset", *_SECTIONS}
+    unknown = set(data) - {"name", "dataset", *_SECTIONS, *_OPTIONAL_SECTIONS}
     if unknown:
         raise PresetError(f"unknown preset entries: {', '.join(sorted(unknown))}")
     missing = [key for key in ("dataset", *_SECTIONS) if key not in data]
     if missing:
         raise PresetError(f"missing preset entries: {', '.join(missing)}")
     sections = {name: _build_section(name, cls, data[name]) for name, cls in _SECTIONS.items()}
+    sections |= {
+        name: _build_section(name, cls, data[name])
+        for name, cls in _OPTIONAL_SECTIONS.items()
+        if data.get(name) is not None
+    }
     preset = Preset(name=str(data["name"]), dataset=str(data["dataset"]), source=source, **sections)
     _validate(preset)
     return preset
@@ -224,12 +252,28 @@ def _validate(preset: Preset) -> None:
     max_stages = 1 if model.neck == "aggregator" else 3
     if not 1 <= model.refine_layers <= max_stages:
         raise PresetError(f"model.refine_layers must be in 1..{max_stages} for neck {model.neck!r}")
+    for key, value, fixed in (
+        ("num_points", model.num_points, NUM_OFFSETS),
+        ("num_priors", model.num_priors, NUM_PRIORS),
+    ):
+        if value != fixed:
+            raise PresetError(
+                f"model.{key} must be {fixed}, got {value}: the lane format of the official checkpoints, the "
+                "lane NMS and exported engines fixes it (clrkdnet_core.lane_format)"
+            )
     if model.seg_classes < 2:
         raise PresetError(
             f"model.seg_classes must be at least 2 (background + lanes), got {model.seg_classes}"
         )
     if preset.test.max_lanes < 1:
         raise PresetError(f"test.max_lanes must be at least 1, got {preset.test.max_lanes}")
+    weights = preset.official_weights
+    if weights is None:
+        return
+    if weights.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", weights.sha256):
+        raise PresetError(f"official_weights.sha256 must be 64 lowercase hex digits, got {weights.sha256!r}")
+    if Path(weights.file).name != weights.file:
+        raise PresetError(f"official_weights.file must be a bare file name, got {weights.file!r}")
 
 
 def _to_dict(preset: Preset) -> dict[str, Any]:
@@ -237,4 +281,9 @@ def _to_dict(preset: Preset) -> dict[str, Any]:
         "name": preset.name,
         "dataset": preset.dataset,
         **{name: dataclasses.asdict(getattr(preset, name)) for name in _SECTIONS},
+        **{
+            name: dataclasses.asdict(getattr(preset, name))
+            for name in _OPTIONAL_SECTIONS
+            if getattr(preset, name) is not None
+        },
     }

@@ -28,6 +28,7 @@ from clrkdnet_core.models import build_model
 from clrkdnet_core.postprocess.decode import BatchedNms, decode_predictions
 from clrkdnet_core.postprocess.nms import lane_nms_batched
 from clrkdnet_core.preprocess import check_image, preprocess_batch
+from clrkdnet_core.weights import resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ class LaneDetector:
 
         Args:
             preset: preset name, YAML path or Preset.
-            weights: checkpoint file (official or ours); None runs randomly initialised weights (for tests).
+            weights: checkpoint file (official or ours), or an official file name in the weights cache
+                (:mod:`clrkdnet_core.weights`); None runs randomly initialised weights (for tests).
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; a CUDA device that is not there means the CPU.
             backend: inference backend name; ``backend_options`` go to its constructor (e.g. ``fp16=True``).
         """
@@ -123,7 +125,7 @@ class LaneDetector:
         if weights is None:
             logger.warning("no weights given for %s: the network is randomly initialised", preset.name)
         else:
-            load_checkpoint(model, weights)
+            load_checkpoint(model, resolve_weights(weights))
         runner = create_backend(backend, model.eval(), resolve_device(device), **backend_options)
         return cls(preset, runner)
 

@@ -43,7 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "inputs", nargs="+", type=Path, help="images, folders (searched recursively) or videos"
     )
     parser.add_argument("--preset", required=True, help="preset name or YAML file")
-    parser.add_argument("--weights", required=True, type=Path, help="checkpoint file (official or ours)")
+    parser.add_argument(
+        "--weights",
+        required=True,
+        type=Path,
+        help="checkpoint file, or an official file name in the weights cache",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per network call (default: 4)")

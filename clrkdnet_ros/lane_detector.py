@@ -23,7 +23,6 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import rclpy
@@ -58,6 +57,7 @@ from visualization_msgs.msg import MarkerArray
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import ClrkdnetError, InputError
+from clrkdnet_core.weights import resolve_weights
 from clrkdnet_ros.conversions import lanes_to_msg
 from clrkdnet_ros.diagnostics import DetectorStats
 from clrkdnet_ros.ego_paths import ego_paths
@@ -323,8 +323,7 @@ class LaneDetectorNode(LifecycleNode):
             raise InputError(
                 "parameter 'weights' is not set; pass --ros-args -p weights:=/path/to/checkpoint.pth"
             )
-        if not Path(weights).is_file():
-            raise InputError(f"weights file not found: {weights}")
+        weights = resolve_weights(weights)  # a path, or an official file name in the weights cache
         # Imported here (torch is slow to import) so that wrong parameters fail within a second.
         from clrkdnet_core.inference import LaneDetector
         from clrkdnet_core.visualization import draw_lanes

@@ -130,7 +130,7 @@ def test_weights_are_loaded(weights):
     loaded = detector.runner.model.state_dict()
     for key, value in expected.state_dict().items():
         assert torch.equal(loaded[key], value), key
-    with pytest.raises(CheckpointError, match="no such file"):
+    with pytest.raises(CheckpointError, match="weights file not found"):
         LaneDetector.from_preset(PRESET, weights.with_name("missing.pth"), device="cpu")
 
 

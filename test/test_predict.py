@@ -96,7 +96,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, weights, capsys):
     cv2.imwrite(str(tmp_path / "x.png"), noise(10, 10, 0))
     bad_weights = ["--preset", PRESET, "--weights", str(tmp_path / "nope.pth"), "--out", str(tmp_path / "o")]
     assert run_cli(main, [str(tmp_path / "x.png"), *bad_weights]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "weights file not found" in capsys.readouterr().err
 
 
 def test_wrong_preset_exits_2_with_one_line(tmp_path):

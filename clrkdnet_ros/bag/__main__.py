@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from clrkdnet_core.cli import run_cli
-from clrkdnet_core.errors import CheckpointError, ClrkdnetError
+from clrkdnet_core.errors import ClrkdnetError
 from clrkdnet_core.hashing import file_sha256
+from clrkdnet_core.weights import resolve_weights
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +79,7 @@ def _eval(args: argparse.Namespace) -> int:
     with LaneBag(args.bag, args.topic) as bag:
         from clrkdnet_core.inference import LaneDetector
 
-        if not args.weights.is_file():
-            raise CheckpointError(f"weights file not found: {args.weights}")
+        args.weights = resolve_weights(args.weights)
         detector = LaneDetector.from_preset(args.preset, args.weights, device=args.device)
         out_dir.mkdir(parents=True, exist_ok=True)
         video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4")
@@ -108,8 +108,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     if not args.external and (args.preset is None or args.weights is None):
         raise ClrkdnetError("replay starts the node with --preset and --weights (or use --external)")
-    if not args.external and not args.weights.is_file():
-        raise CheckpointError(f"weights file not found: {args.weights}")
+    if not args.external:
+        args.weights = resolve_weights(args.weights)
     out_dir = args.out or args.bag.parent / f"{args.bag.name}_replay"
     with LaneBag(args.bag, args.topic) as bag:
         command = None
