@@ -7,18 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from clrkdnet_core.data.base import LaneDataset, Sample
+from clrkdnet_core.data.formats import TUSIMPLE_SPLIT_FILES
 from clrkdnet_core.data.tusimple_seg import read_label_file, seg_mask_path
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.geometry import ImageGeometry
 
-TRAIN_FILES = ("label_data_0313.json", "label_data_0601.json", "label_data_synth.json")
-VAL_FILES = ("label_data_0531.json", "label_data_synth_val.json")
-SPLIT_FILES = {
-    "train": TRAIN_FILES,
-    "val": VAL_FILES,
-    "trainval": TRAIN_FILES + VAL_FILES,
-    "test": ("test_label.json",),
-}
 MAX_LANES = 5
 
 
@@ -44,13 +37,15 @@ class TuSimpleDataset(LaneDataset):
         training = split in ("train", "trainval") if training is None else training
         augment = training if augment is None else augment
         super().__init__(root, geometry, max_lanes, training, augment, seed)
-        if split not in SPLIT_FILES:
-            raise DatasetError(f"unknown TuSimple split {split!r}; expected one of {', '.join(SPLIT_FILES)}")
-        files = [self.root / name for name in SPLIT_FILES[split] if (self.root / name).is_file()]
+        if split not in TUSIMPLE_SPLIT_FILES:
+            raise DatasetError(
+                f"unknown TuSimple split {split!r}; expected one of {', '.join(TUSIMPLE_SPLIT_FILES)}"
+            )
+        files = [self.root / name for name in TUSIMPLE_SPLIT_FILES[split] if (self.root / name).is_file()]
         if not files:
             raise DatasetError(
                 f"no TuSimple label file of split {split!r} in {self.root} "
-                f"(expected one of {', '.join(SPLIT_FILES[split])})"
+                f"(expected one of {', '.join(TUSIMPLE_SPLIT_FILES[split])})"
             )
         for path in files:
             for record in read_label_file(path):

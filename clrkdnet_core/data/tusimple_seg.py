@@ -21,19 +21,13 @@ import numpy as np
 from tqdm import tqdm
 
 from clrkdnet_core.cli import run_cli
+from clrkdnet_core.data.formats import TUSIMPLE_IMAGE_SIZE, TUSIMPLE_SPLIT_FILES
 from clrkdnet_core.errors import DatasetError
 
-IMAGE_SIZE = (720, 1280)
 SEG_THICKNESS = 15
 MAX_SEG_LANES = 6
-TRAIN_VAL_FILES = (
-    "label_data_0313.json",
-    "label_data_0601.json",
-    "label_data_0531.json",
-    "label_data_synth.json",
-    "label_data_synth_val.json",
-)
-TEST_FILES = ("test_label.json",)
+# The reference tool's two lists (train_val_gt.txt, test_gt.txt) and the label files each one covers.
+_MASK_LISTS = {"train_val": TUSIMPLE_SPLIT_FILES["trainval"], "test": TUSIMPLE_SPLIT_FILES["test"]}
 
 
 def read_label_file(path: Path) -> list[dict]:
@@ -81,7 +75,8 @@ def seg_lane_slots(lanes: list[list[float]], h_samples: list[int]) -> list[list[
 
 def seg_mask(lanes: list[list[float]], h_samples: list[int]) -> tuple[np.ndarray, list[int]]:
     """(720, 1280) uint8 lane-id mask and the 6 existence flags of one TuSimple label."""
-    mask = np.zeros(IMAGE_SIZE, np.uint8)
+    width, height = TUSIMPLE_IMAGE_SIZE
+    mask = np.zeros((height, width), np.uint8)
     exist = []
     for lane_id, points in enumerate(seg_lane_slots(lanes, h_samples), start=1):
         if len(points) < 4:
@@ -105,12 +100,10 @@ def generate_seg_labels(root: str | Path, savedir: str = "seg_label", progress: 
     if not root.is_dir():
         raise DatasetError(f"TuSimple root {root} does not exist")
     count = 0
-    sets = {"train_val": TRAIN_VAL_FILES, "test": TEST_FILES}
-    present = {name: [root / f for f in files if (root / f).is_file()] for name, files in sets.items()}
+    present = {name: [root / f for f in files if (root / f).is_file()] for name, files in _MASK_LISTS.items()}
     if not any(present.values()):
-        raise DatasetError(
-            f"no TuSimple label files in {root} (expected {', '.join(TRAIN_VAL_FILES + TEST_FILES)})"
-        )
+        expected = ", ".join(file for files in _MASK_LISTS.values() for file in files)
+        raise DatasetError(f"no TuSimple label files in {root} (expected {expected})")
     list_dir = root / savedir / "list"
     list_dir.mkdir(parents=True, exist_ok=True)
     for name, files in present.items():

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clrkdnet_core.data.formats import CULANE_CATEGORY_FILES
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.lane import Lane
-from clrkdnet_core.metrics.culane import (
-    CULANE_CATEGORIES,
-    lane_file_path,
-    read_lane_file,
-    read_list_file,
-)
+from clrkdnet_core.metrics.culane import lane_file_path, read_lane_file, read_list_file
 
 FORMATS = ("culane", "tusimple", "synthetic")
 _CULANE_DEFAULT_LIST = "list/test.txt"
@@ -76,7 +72,7 @@ def _culane_frames(root: Path, list_path: Path) -> list[SourceFrame]:
 def _culane_categories(split_dir: Path) -> dict[str, str]:
     """Image entry (no leading '/') -> category name, from the official test_split lists where present."""
     categories = {}
-    for name, file_name in CULANE_CATEGORIES:
+    for name, file_name in CULANE_CATEGORY_FILES.items():
         if (split_dir / file_name).is_file():
             for entry in read_list_file(split_dir / file_name):
                 if entry.strip():
