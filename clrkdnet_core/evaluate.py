@@ -8,14 +8,15 @@
 ``A/list/test_split`` is used, else ``A/list/test.txt``; ``list/test.txt`` also gets the table of its
 categories when ``list/test_split`` is there. With ``--json`` the last printed line is one JSON object: tp,
 fp, fn, precision, recall, f1 at the first IoU threshold (TuSimple: accuracy, fp, fn, f1), plus the other
-thresholds and lists.
+thresholds and lists, spelt as every JSON result of the project (:mod:`clrkdnet_core.metrics.results`).
+``model`` scores the detections in memory, exactly as the official tools score the prediction files it
+writes with ``--out`` (:mod:`clrkdnet_core.metrics.scorer`).
 """
 
 import argparse
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +30,10 @@ from clrkdnet_core.metrics.culane import (
     category_list_files,
     evaluate_culane_lists,
     mean_f1,
+    read_list_file,
     sum_results,
 )
+from clrkdnet_core.metrics.results import culane_summary, dumps, f1_key
 from clrkdnet_core.metrics.tusimple import MAX_RUN_TIME_MS, evaluate_tusimple
 
 
@@ -49,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     culane.add_argument("--anno-dir", required=True, type=Path, help="CULane root holding the GT .lines.txt")
     culane.add_argument("--pred-dir", required=True, type=Path, help="folder of predicted .lines.txt files")
     culane.add_argument("--list", type=Path, help="list file, or folder of category lists (list/test_split)")
+    culane.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     _add_culane_options(culane)
     culane.set_defaults(run=_run_culane)
 
@@ -58,15 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     tusimple.add_argument("--json", action="store_true", help="print the result as one JSON line at the end")
     tusimple.set_defaults(run=_run_tusimple)
 
-    model = commands.add_parser("model", help="run a model over a dataset, write predictions, evaluate them")
+    model = commands.add_parser(
+        "model", help="run a model over a dataset and score it with the official metric"
+    )
     model.add_argument("--preset", required=True, help="preset name or YAML file")
     model.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth)")
     model.add_argument("--dataset", required=True, choices=("culane", "tusimple"))
     model.add_argument("--root", required=True, type=Path, help="dataset root")
     model.add_argument("--split", default="test", help="dataset split (default: test)")
-    model.add_argument(
-        "--out", type=Path, help="where to write the predictions (default: a temporary folder)"
-    )
+    model.add_argument("--out", type=Path, help="also write the official prediction files there")
     model.add_argument("--batch-size", type=int, default=8)
     model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     model.add_argument(
@@ -81,7 +85,6 @@ def _add_culane_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iou", type=float, nargs="+", default=[0.5], help="IoU thresholds (first: primary)")
     parser.add_argument("--mf1", action="store_true", help="also IoU 0.50:0.05:0.95 and their mean F1")
     parser.add_argument("--width", type=int, default=CULANE_WIDTH, help="lane width in pixels (default: 30)")
-    parser.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line at the end")
 
 
@@ -105,24 +108,37 @@ def _evaluate_culane_dir(
             list_path = test_list
         else:
             raise DatasetError(f"no --list given and neither {split_dir} nor {test_list} exists")
-    thresholds = list(dict.fromkeys([*args.iou, *(MF1_THRESHOLDS if args.mf1 else ())]))
-    if list_path.is_dir():
-        lists, categories, primary = {}, category_list_files(list_path), "total"
-    elif list_path.is_file():
-        # CULane's list/test.txt also gets the table of its categories, from list/test_split.
-        split_dir = list_path.parent / "test_split"
-        categories = (
-            category_list_files(split_dir) if list_path.name == "test.txt" and split_dir.is_dir() else {}
-        )
-        lists, primary = {list_path.stem: list_path}, list_path.stem
-    else:
-        raise DatasetError(f"CULane list file not found: {list_path}")
+    lists, categories = _culane_lists(list_path)
     results = evaluate_culane_lists(
-        anno_dir, pred_dir, {**lists, **categories}, thresholds, args.width, args.workers, progress=True
+        anno_dir, pred_dir, {**lists, **categories}, _thresholds(args), args.width, args.workers
     )
+    return _with_total(results, categories), next(iter(lists), "total")
+
+
+def _culane_lists(list_path: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """({name: list file} of the list itself, {category: list file}) to evaluate for ``list_path``.
+
+    A folder is a folder of category lists; CULane's list/test.txt also gets the table of its categories, from
+    list/test_split.
+    """
+    if list_path.is_dir():
+        return {}, category_list_files(list_path)
+    if not list_path.is_file():
+        raise DatasetError(f"CULane list file not found: {list_path}")
+    split_dir = list_path.parent / "test_split"
+    with_categories = list_path.name == "test.txt" and split_dir.is_dir()
+    return {list_path.stem: list_path}, category_list_files(split_dir) if with_categories else {}
+
+
+def _with_total(results: dict[str, dict], categories: dict) -> dict[str, dict]:
+    """``results`` plus the total of the categories from their summed counts, as the official calTotal.m."""
     if categories:
         results["total"] = sum_results(results[name] for name in categories)
-    return results, primary
+    return results
+
+
+def _thresholds(args: argparse.Namespace) -> list[float]:
+    return list(dict.fromkeys([*args.iou, *(MF1_THRESHOLDS if args.mf1 else ())]))
 
 
 def _report_culane(results: dict[str, dict], total_name: str, args: argparse.Namespace) -> None:
@@ -140,9 +156,7 @@ def _report_culane(results: dict[str, dict], total_name: str, args: argparse.Nam
         )
     if len(thresholds) > 1:
         columns = list(dict.fromkeys([*args.iou, *((0.5, 0.75) if args.mf1 else ())]))
-        header = "".join(f"{'F1@' + format(t * 100, 'g'):>9}" for t in columns) + (
-            f"{'mF1':>9}" if args.mf1 else ""
-        )
+        header = "".join(f"{f1_key(t).upper():>9}" for t in columns) + (f"{'mF1':>9}" if args.mf1 else "")
         print(f"{'list':<10}{header}")
         for name, result in results.items():
             cells = "".join(f"{_cpp_double(result['thresholds'][t]['f1']):>9}" for t in columns)
@@ -151,23 +165,10 @@ def _report_culane(results: dict[str, dict], total_name: str, args: argparse.Nam
             print(f"{name:<10}{cells}")
     _warn_missing(total)
     if args.json:
-        summary = _culane_json(total, args.mf1)
-        summary["thresholds"] = {f"{t:g}": row for t, row in total["thresholds"].items()}
+        summary = culane_summary(total)
         if len(results) > 1:
-            summary["lists"] = {name: _culane_json(result, args.mf1) for name, result in results.items()}
-        print(json.dumps(_json_safe(summary)))
-
-
-def _culane_json(result: dict, with_mf1: bool) -> dict:
-    """The primary threshold's counts and scores, the F1 at the other thresholds (f1@0.75 ...), mF1."""
-    thresholds = result["thresholds"]
-    summary = {key: result[key] for key in ("tp", "fp", "fn", "precision", "recall", "f1")}
-    summary["iou"] = next(iter(thresholds))
-    summary.update({key: result[key] for key in ("images", "missing_annotations", "missing_predictions")})
-    summary.update({f"f1@{t:g}": row["f1"] for t, row in thresholds.items()})
-    if with_mf1:
-        summary["mf1"] = mean_f1(result)
-    return summary
+            summary["lists"] = {name: culane_summary(result) for name, result in results.items()}
+        print(dumps(summary))
 
 
 def _warn_missing(result: dict) -> None:
@@ -195,7 +196,7 @@ def _report_tusimple(result: dict, as_json: bool) -> None:
     for label, key in (("Accuracy", "accuracy"), ("FP", "fp"), ("FN", "fn"), ("F1", "f1")):
         print(f"{label:<10}{result[key]:.6f}")
     if as_json:
-        print(json.dumps(_json_safe(result)))
+        print(dumps(result))
 
 
 def _run_model(args: argparse.Namespace) -> int:
@@ -203,59 +204,67 @@ def _run_model(args: argparse.Namespace) -> int:
     from clrkdnet_core.inference import LaneDetector
 
     detector = LaneDetector.from_preset(args.preset, args.weights, device=args.device)
-    with tempfile.TemporaryDirectory(prefix="clrkdnet_predictions_") as tmp:
-        out = args.out or Path(tmp)
-        print(f"predictions: {out if args.out else 'a temporary folder (give --out to keep them)'}")
-        if args.dataset == "culane":
-            list_file = _predict_culane(detector, args.root, args.split, out, args.batch_size)
-            results, primary = _evaluate_culane_dir(args.root, out, list_file, args)
-            _report_culane(results, primary, args)
-        else:
-            pred_json, gt_json = _predict_tusimple(detector, args.root, args.split, out, args)
-            _report_tusimple(evaluate_tusimple(pred_json, gt_json), args.json)
+    if args.out is not None:
+        print(f"predictions: {args.out}")
+    if args.dataset == "culane":
+        results, primary = _score_culane_model(detector, args)
+        _report_culane(results, primary, args)
+    else:
+        _report_tusimple(_score_tusimple_model(detector, args), args.json)
     return 0
 
 
-def _predict_culane(detector, root: Path, split: str, out: Path, batch_size: int) -> Path:
-    """Write the CULane prediction files of ``split``; returns the list file."""
+def _score_culane_model(detector, args: argparse.Namespace) -> tuple[dict[str, dict], str]:
+    """Score ``detector`` on the CULane split in memory (and write its prediction files to ``--out``)."""
     from clrkdnet_core.data.base import read_image
     from clrkdnet_core.data.culane import LIST_FILES, read_list
     from clrkdnet_core.data.writers import culane_prediction_path, write_culane_prediction
+    from clrkdnet_core.metrics.culane import lane_file_path, read_lane_file
+    from clrkdnet_core.metrics.scorer import CULaneScorer
 
-    if split not in LIST_FILES:
-        raise DatasetError(f"unknown CULane split {split!r}; expected one of {', '.join(LIST_FILES)}")
-    samples = read_list(root, LIST_FILES[split])
-    for batch in _batches(samples, batch_size, "inference"):
+    if args.split not in LIST_FILES:
+        raise DatasetError(f"unknown CULane split {args.split!r}; expected one of {', '.join(LIST_FILES)}")
+    lists, categories = _culane_lists(args.root / LIST_FILES[args.split])
+    samples = read_list(args.root, LIST_FILES[args.split])
+    scorer = CULaneScorer(args.width)
+    for batch in _batches(samples, args.batch_size, "inference"):
         images = [read_image(sample.image) for sample in batch]
         for sample, image, lanes in zip(batch, images, detector.detect_batch(images), strict=True):
             height, width = image.shape[:2]
-            write_culane_prediction(culane_prediction_path(out, sample.name), lanes, width, height)
-    return root / LIST_FILES[split]
+            gt_lanes = read_lane_file(lane_file_path(args.root, sample.name))
+            scorer.add(sample.name, lanes, gt_lanes, (width, height))
+            if args.out is not None:
+                write_culane_prediction(culane_prediction_path(args.out, sample.name), lanes, width, height)
+    names = {next(iter(lists)): [sample.name for sample in samples]}
+    names.update({category: _list_names(path) for category, path in categories.items()})
+    thresholds = _thresholds(args)
+    results = {name: scorer.result(entries, thresholds) for name, entries in names.items()}
+    return _with_total(results, categories), next(iter(lists))
 
 
-def _predict_tusimple(
-    detector, root: Path, split: str, out: Path, args: argparse.Namespace
-) -> tuple[Path, Path]:
-    """Write the TuSimple prediction JSON of ``split``; returns (prediction file, GT file)."""
+def _list_names(list_file: Path) -> list[str]:
+    """The image names of a CULane list file, as the datasets name them (no leading '/'; no blank lines)."""
+    return [entry.split()[0].lstrip("/") for entry in read_list_file(list_file) if entry.strip()]
+
+
+def _score_tusimple_model(detector, args: argparse.Namespace) -> dict:
+    """Score ``detector`` on the TuSimple split in memory (and write the official JSON files to ``--out``)."""
     from clrkdnet_core.data.base import read_image
-    from clrkdnet_core.data.tusimple import SPLIT_FILES
+    from clrkdnet_core.data.formats import TUSIMPLE_SPLIT_FILES
     from clrkdnet_core.data.tusimple_seg import read_label_file
     from clrkdnet_core.data.writers import tusimple_prediction_line, write_tusimple_predictions
+    from clrkdnet_core.metrics.scorer import TuSimpleScorer
 
-    if split not in SPLIT_FILES:
-        raise DatasetError(f"unknown TuSimple split {split!r}; expected one of {', '.join(SPLIT_FILES)}")
-    label_files = [root / name for name in SPLIT_FILES[split] if (root / name).is_file()]
+    split, root = args.split, args.root
+    if split not in TUSIMPLE_SPLIT_FILES:
+        expected = ", ".join(TUSIMPLE_SPLIT_FILES)
+        raise DatasetError(f"unknown TuSimple split {split!r}; expected one of {expected}")
+    label_files = [root / name for name in TUSIMPLE_SPLIT_FILES[split] if (root / name).is_file()]
     if not label_files:
-        raise DatasetError(
-            f"no TuSimple label file of split {split!r} in {root} (expected {', '.join(SPLIT_FILES[split])})"
-        )
+        expected = ", ".join(TUSIMPLE_SPLIT_FILES[split])
+        raise DatasetError(f"no TuSimple label file of split {split!r} in {root} (expected {expected})")
     records = [record for path in label_files for record in read_label_file(path)]
-    gt_json = label_files[0]
-    if len(label_files) > 1:  # the official tool takes one GT file
-        gt_json = out / f"tusimple_{split}_gt.json"
-        gt_json.parent.mkdir(parents=True, exist_ok=True)
-        gt_json.write_text("".join(json.dumps(record) + "\n" for record in records))
-    lines, slow = [], 0
+    scorer, lines, slow = TuSimpleScorer(), [], 0
     for batch in _batches(records, args.batch_size, "inference"):
         images = [read_image(root / record["raw_file"]) for record in batch]
         start = time.perf_counter()
@@ -265,16 +274,21 @@ def _predict_tusimple(
         slow += len(batch) if run_time > MAX_RUN_TIME_MS else 0
         for record, image, lanes in zip(batch, images, detections, strict=True):
             height, width = image.shape[:2]
-            lines.append(tusimple_prediction_line(record["raw_file"], lanes, run_time, width, height))
+            raw_file, gt_lanes, h_samples = record["raw_file"], record["lanes"], record["h_samples"]
+            scorer.add(raw_file, lanes, gt_lanes, h_samples, (width, height), run_time)
+            lines.append(tusimple_prediction_line(raw_file, lanes, run_time, width, height))
     if slow:
         print(
             f"warning: {slow} images took over {MAX_RUN_TIME_MS} ms, which the official tool scores as "
             "misses; --run-time-ms 1 writes a fixed run time instead",
             file=sys.stderr,
         )
-    pred_json = out / f"tusimple_{split}_predictions.json"
-    write_tusimple_predictions(pred_json, lines)
-    return pred_json, gt_json
+    if args.out is not None:
+        write_tusimple_predictions(args.out / f"tusimple_{split}_predictions.json", lines)
+        if len(label_files) > 1:  # the official tool takes one GT file
+            gt_json = args.out / f"tusimple_{split}_gt.json"
+            gt_json.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return scorer.result()
 
 
 def _batches(items: list, size: int, desc: str):
@@ -289,15 +303,6 @@ def _cpp_double(value: float) -> str:
     if math.isnan(value):
         return "-nan"
     return f"{value:g}"
-
-
-def _json_safe(value):
-    """NaN and infinities become null: JSON has no such numbers."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def test_culane_json_last_line(tmp_path):
     summary = json.loads(lines[-1])
     assert (summary["tp"], summary["fp"], summary["fn"]) == (2, 2, 1)
     assert summary["precision"] == 0.5 and summary["recall"] == 2 / 3
-    assert summary["iou"] == 0.5 and "f1@0.75" in summary and "0.75" in summary["thresholds"]
+    assert summary["iou"] == 0.5 and summary["f1@75"] == summary["thresholds"]["0.75"]["f1"]
+    assert summary["f1@50"] == summary["f1"] and summary["mf1"] is None  # mF1 needs --mf1
     # list/test.txt sits next to test_split: the categories and their total are reported too.
     assert set(summary["lists"]) == {"test", "normal", "crowd", "total"}
     assert summary["lists"]["normal"]["tp"] == 2 and summary["lists"]["crowd"]["fp"] == 2

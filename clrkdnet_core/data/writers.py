@@ -3,7 +3,8 @@
 Predictions follow the reference implementation exactly: every lane becomes a spline x(y) over its points
 normalised by the original image size (x / ori_w, y / ori_h), degree min(3, n − 1), that returns −2 outside
 [min_y − 0.01, max_y + 0.01]; CULane files sample it at y = 270, 278, …, 582 px, TuSimple lines at the 56
-h_samples 160, 170, …, 710.
+h_samples 160, 170, …, 710. :func:`culane_prediction_lanes` and :func:`tusimple_prediction_lanes` give the
+lanes exactly as those files hold them, for scoring in memory (:mod:`clrkdnet_core.metrics.scorer`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import InterpolatedUnivariateSpline
 
+from clrkdnet_core.data.formats import CULANE_IMAGE_SIZE, TUSIMPLE_H_SAMPLES, TUSIMPLE_IMAGE_SIZE
 from clrkdnet_core.lane import Lane
 
 CULANE_PRED_ROWS = np.arange(270, 590, 8)  # hard-coded start row of the reference, not the cut height
-TUSIMPLE_H_SAMPLES = np.arange(160, 720, 10)
 INVALID_X = -2.0
+_CULANE_W, _CULANE_H = CULANE_IMAGE_SIZE
+_TUSIMPLE_W, _TUSIMPLE_H = TUSIMPLE_IMAGE_SIZE
 
 
 def lane_spline(lane: Lane, ori_w: int, ori_h: int, ys: np.ndarray) -> np.ndarray:
@@ -32,8 +35,11 @@ def lane_spline(lane: Lane, ori_w: int, ori_h: int, ys: np.ndarray) -> np.ndarra
     return xs
 
 
-def culane_lines_text(lanes: Sequence[Lane], ori_w: int = 1640, ori_h: int = 590) -> str:
-    """Text of a CULane ``.lines.txt`` prediction: one lane per line, "x y" pairs bottom to top, 5 decimals.
+def culane_prediction_lanes(
+    lanes: Sequence[Lane], ori_w: int = _CULANE_W, ori_h: int = _CULANE_H
+) -> list[np.ndarray]:
+    """The lanes of a CULane ``.lines.txt`` prediction as (N, 2) float64 (x, y), bottom to top, at the file's
+    5 decimals: reading the written file gives these numbers.
 
     Lanes with fewer than 2 points or without a point inside the image are left out, as in the reference.
     """
@@ -44,12 +50,18 @@ def culane_lines_text(lanes: Sequence[Lane], ori_w: int = 1640, ori_h: int = 590
             continue
         xs = lane_spline(lane, ori_w, ori_h, ys)
         valid = (xs >= 0) & (xs < 1)
-        lane_xs = (xs * ori_w)[valid][::-1]
-        lane_ys = (ys * ori_h)[valid][::-1]
-        text = " ".join(f"{x:.5f} {y:.5f}" for x, y in zip(lane_xs, lane_ys, strict=True))
-        if text:
-            out.append(text)
-    return "\n".join(out)
+        if valid.any():
+            points = np.stack([(xs * ori_w)[valid][::-1], (ys * ori_h)[valid][::-1]], axis=1)
+            out.append(np.array([[float(f"{value:.5f}") for value in point] for point in points]))
+    return out
+
+
+def culane_lines_text(lanes: Sequence[Lane], ori_w: int = _CULANE_W, ori_h: int = _CULANE_H) -> str:
+    """Text of a CULane ``.lines.txt`` prediction: a lane per line, "x y" pairs bottom to top, 5 decimals."""
+    return "\n".join(
+        " ".join(f"{x:.5f} {y:.5f}" for x, y in points)
+        for points in culane_prediction_lanes(lanes, ori_w, ori_h)
+    )
 
 
 def culane_prediction_path(output_dir: str | Path, image_name: str) -> Path:
@@ -59,7 +71,7 @@ def culane_prediction_path(output_dir: str | Path, image_name: str) -> Path:
 
 
 def write_culane_prediction(
-    path: str | Path, lanes: Sequence[Lane], ori_w: int = 1640, ori_h: int = 590
+    path: str | Path, lanes: Sequence[Lane], ori_w: int = _CULANE_W, ori_h: int = _CULANE_H
 ) -> None:
     """Write one CULane prediction file (creating folders; an image without lanes gets an empty file)."""
     path = Path(path)
@@ -67,11 +79,12 @@ def write_culane_prediction(
     path.write_text(culane_lines_text(lanes, ori_w, ori_h))
 
 
-def tusimple_prediction_line(
-    raw_file: str, lanes: Sequence[Lane], run_time_ms: float, ori_w: int = 1280, ori_h: int = 720
-) -> str:
-    """One JSON line of a TuSimple prediction file: x = int(spline(y / ori_h) · ori_w) at the 56 h_samples."""
-    ys = TUSIMPLE_H_SAMPLES / ori_h
+def tusimple_prediction_lanes(
+    lanes: Sequence[Lane], ori_w: int = _TUSIMPLE_W, ori_h: int = _TUSIMPLE_H
+) -> list[list[int]]:
+    """The ``lanes`` of a TuSimple prediction line: x = int(spline(y / ori_h) · ori_w) at the 56 h_samples,
+    −2 where absent; lanes with fewer than 2 points are left out."""
+    ys = np.asarray(TUSIMPLE_H_SAMPLES) / ori_h
     out = []
     for lane in lanes:
         if len(lane.points) < 2:
@@ -80,7 +93,19 @@ def tusimple_prediction_line(
         pixels = (xs * ori_w).astype(int)
         pixels[xs < 0] = -2
         out.append(pixels.tolist())
-    return json.dumps({"raw_file": raw_file, "lanes": out, "run_time": run_time_ms})
+    return out
+
+
+def tusimple_prediction_line(
+    raw_file: str,
+    lanes: Sequence[Lane],
+    run_time_ms: float,
+    ori_w: int = _TUSIMPLE_W,
+    ori_h: int = _TUSIMPLE_H,
+) -> str:
+    """One JSON line of a TuSimple prediction file (:func:`tusimple_prediction_lanes` and the run time)."""
+    lane_xs = tusimple_prediction_lanes(lanes, ori_w, ori_h)
+    return json.dumps({"raw_file": raw_file, "lanes": lane_xs, "run_time": run_time_ms})
 
 
 def write_tusimple_predictions(path: str | Path, lines: Iterable[str]) -> None:

@@ -2,7 +2,6 @@
 (``lane.py``)."""
 
 from clrkdnet_core.metrics.culane import (
-    CULANE_CATEGORIES,
     MF1_THRESHOLDS,
     ImageMatch,
     culane_counts,
@@ -17,7 +16,6 @@ from clrkdnet_core.metrics.culane import (
 from clrkdnet_core.metrics.tusimple import evaluate_tusimple, tusimple_bench
 
 __all__ = [
-    "CULANE_CATEGORIES",
     "MF1_THRESHOLDS",
     "ImageMatch",
     "culane_counts",

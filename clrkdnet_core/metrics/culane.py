@@ -31,26 +31,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from clrkdnet_core.data.formats import CULANE_CATEGORY_FILES, CULANE_IMAGE_SIZE
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.metrics.matching import match_gt_to_predictions
 from clrkdnet_core.metrics.raster import cv_round, draw_polyline
 from clrkdnet_core.metrics.spline import natural_spline_samples
 
-CULANE_ROWS = 590
-CULANE_COLS = 1640
+CULANE_COLS, CULANE_ROWS = CULANE_IMAGE_SIZE  # the tool's -c 1640 -r 590
 CULANE_WIDTH = 30
-# (report name, file in list/test_split/) of the 9 official test categories.
-CULANE_CATEGORIES = (
-    ("normal", "test0_normal.txt"),
-    ("crowd", "test1_crowd.txt"),
-    ("hlight", "test2_hlight.txt"),
-    ("shadow", "test3_shadow.txt"),
-    ("noline", "test4_noline.txt"),
-    ("arrow", "test5_arrow.txt"),
-    ("curve", "test6_curve.txt"),
-    ("cross", "test7_cross.txt"),
-    ("night", "test8_night.txt"),
-)
 # CLRNet's mF1 thresholds 0.50:0.05:0.95, as the doubles that "-t 0.55" etc. give the C++ tool.
 MF1_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
 
@@ -74,6 +62,15 @@ class ImageMatch:
         """(TP, FP, FN) at ``iou_threshold``: a matched GT lane is a TP when its IoU is strictly greater."""
         tp = int(np.count_nonzero(self.matched_iou > iou_threshold))
         return tp, self.num_pred - tp, self.num_gt - tp
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image of a list: its official matching, and whether its annotation or prediction was missing."""
+
+    match: ImageMatch
+    missing_annotation: bool = False
+    missing_prediction: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,7 +235,8 @@ def evaluate_culane_lists(
     matches = _match_entries(anno_dir, pred_dir, unique, width, workers, rows, cols, progress)
     by_entry = dict(zip(unique, matches, strict=True))
     return {
-        name: _aggregate([by_entry[e] for e in entries], iou_thresholds) for name, entries in lists.items()
+        name: aggregate_images([by_entry[e] for e in entries], iou_thresholds)
+        for name, entries in lists.items()
     }
 
 
@@ -276,9 +274,11 @@ def evaluate_culane_categories(
 def category_list_files(split_dir: str | os.PathLike) -> dict[str, Path]:
     """{category name: list file} of the CULane categories present in ``split_dir``; DatasetError if none."""
     split_dir = Path(split_dir)
-    found = {name: split_dir / file for name, file in CULANE_CATEGORIES if (split_dir / file).is_file()}
+    found = {
+        name: split_dir / file for name, file in CULANE_CATEGORY_FILES.items() if (split_dir / file).is_file()
+    }
     if not found:
-        expected = ", ".join(file for _, file in CULANE_CATEGORIES)
+        expected = ", ".join(CULANE_CATEGORY_FILES.values())
         raise DatasetError(f"no CULane category list in {split_dir} (expected {expected})")
     return found
 
@@ -331,13 +331,6 @@ def read_list_file(list_file: str | os.PathLike) -> list[str]:
     return entries
 
 
-@dataclass(frozen=True)
-class _EntryResult:
-    match: ImageMatch
-    missing_annotation: bool
-    missing_prediction: bool
-
-
 def _match_entries(
     anno_dir: str | os.PathLike,
     pred_dir: str | os.PathLike,
@@ -347,7 +340,7 @@ def _match_entries(
     rows: int,
     cols: int,
     progress: bool,
-) -> list[_EntryResult]:
+) -> list[ImageResult]:
     for name, directory in (("annotation", anno_dir), ("prediction", pred_dir)):
         if not Path(directory).is_dir():
             raise DatasetError(f"CULane {name} directory not found: {directory}")
@@ -368,20 +361,21 @@ def _match_entries(
             return [_tick(bar, result) for result in pool.imap(_match_files, tasks, chunksize=_CHUNK)]
 
 
-def _tick(bar: tqdm, result: _EntryResult) -> _EntryResult:
+def _tick(bar: tqdm, result: ImageResult) -> ImageResult:
     bar.update()
     return result
 
 
-def _match_files(task: tuple[str, str, int, int, int]) -> _EntryResult:
+def _match_files(task: tuple[str, str, int, int, int]) -> ImageResult:
     anno_path, pred_path, width, rows, cols = task
     gt_lanes = read_lane_file(anno_path)
     pred_lanes = read_lane_file(pred_path)
     match = match_image(pred_lanes or [], gt_lanes or [], width, rows, cols)
-    return _EntryResult(match, gt_lanes is None, pred_lanes is None)
+    return ImageResult(match, gt_lanes is None, pred_lanes is None)
 
 
-def _aggregate(results: Sequence[_EntryResult], iou_thresholds: Sequence[float]) -> dict:
+def aggregate_images(results: Sequence[ImageResult], iou_thresholds: Sequence[float]) -> dict:
+    """The result of a list of images, as :func:`evaluate_culane` returns it: counts summed over them."""
     num_gt = sum(r.match.num_gt for r in results)
     num_pred = sum(r.match.num_pred for r in results)
     ious = np.concatenate([r.match.matched_iou for r in results]) if results else np.zeros(0)

@@ -120,16 +120,15 @@ def evaluate_tusimple(pred_json: str | os.PathLike, gt_json: str | os.PathLike) 
         accuracy += a
         fp += p
         fn += n
-    num = len(gts)
-    if num == 0:
+    if not gts:
         raise DatasetError(f"no test images in {gt_json}")
-    return {
-        "images": num,
-        "accuracy": accuracy / num,
-        "fp": fp / num,
-        "fn": fn / num,
-        **_derived_f1(fp / num, fn / num),
-    }
+    return summarize_tusimple(accuracy, fp, fn, len(gts))
+
+
+def summarize_tusimple(accuracy_sum: float, fp_sum: float, fn_sum: float, images: int) -> dict:
+    """The official result from the summed per-image rates of ``images`` images, with CLRNet's derived F1."""
+    fp, fn = fp_sum / images, fn_sum / images
+    return {"images": images, "accuracy": accuracy_sum / images, "fp": fp, "fn": fn, **_derived_f1(fp, fn)}
 
 
 def _derived_f1(fp: float, fn: float) -> dict:
