@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from clrkdnet_core.checkpoint import load_pretrained
+from clrkdnet_core.models.backbones.imagenet import load_imagenet_weights
 
 
 class BasicBlock(nn.Module):
@@ -140,7 +140,8 @@ class DLA(nn.Module):
 class DLABackbone(nn.Module):
     """DLA-34 under ``model``; returns levels 2..5 (64/128/256/512 channels at strides 4/8/16/32).
 
-    ``pretrained``: a local ImageNet weights file of the DLA model zoo, loaded non-strictly; never downloaded.
+    ``pretrained``: a local ImageNet weights file of the DLA model zoo (``dla34-ba72cf86.pth``), loaded
+    strictly but for the classifier ``fc.*``; never downloaded.
     """
 
     def __init__(self, name: str = "dla34", pretrained: str | Path | None = None) -> None:
@@ -149,7 +150,7 @@ class DLABackbone(nn.Module):
         self.model = DLA(levels=[1, 1, 1, 2, 2, 1], channels=channels)
         self.out_channels = channels[2:]
         if pretrained is not None:
-            load_pretrained(self.model, pretrained)
+            load_imagenet_weights(self.model, pretrained, name)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return self.model(x)

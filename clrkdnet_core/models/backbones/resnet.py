@@ -5,7 +5,7 @@ from pathlib import Path
 import torchvision
 from torch import Tensor, nn
 
-from clrkdnet_core.checkpoint import load_pretrained
+from clrkdnet_core.models.backbones.imagenet import load_imagenet_weights
 
 _RESNETS = {
     "resnet18": torchvision.models.resnet18,
@@ -18,7 +18,8 @@ _RESNETS = {
 class ResNetBackbone(nn.Module):
     """ResNet stem + layer1..layer4 under ``model`` (the official key prefix is ``backbone.model.``).
 
-    ``pretrained``: a local ImageNet weights file (torchvision layout), loaded non-strictly; never downloaded.
+    ``pretrained``: a local ImageNet weights file (torchvision layout), loaded strictly but for the classifier
+    ``fc.*`` (:func:`~clrkdnet_core.models.backbones.imagenet.load_imagenet_weights`); never downloaded.
     """
 
     def __init__(self, name: str, pretrained: str | Path | None = None) -> None:
@@ -28,7 +29,7 @@ class ResNetBackbone(nn.Module):
         expansion = 4 if name in ("resnet50", "resnet101") else 1
         self.out_channels = [64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion]
         if pretrained is not None:
-            load_pretrained(self.model, pretrained)
+            load_imagenet_weights(self.model, pretrained, name)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         m = self.model
