@@ -9,6 +9,7 @@ import pytest
 from clrkdnet_core.config import PRESET_DIR, Preset, available_presets, load_preset
 from clrkdnet_core.errors import InputError, PresetError
 from clrkdnet_core.geometry import ImageGeometry
+from clrkdnet_core.models import build_model
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 REFERENCE_PRESETS = sorted(p.name for p in REFERENCE.iterdir() if (p / "manifest.json").is_file())
@@ -168,6 +169,19 @@ def test_malformed_preset_file(tmp_path, edit, message):
     with pytest.raises(PresetError, match=message) as info:
         load_preset(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("key", "value", "fixed"), [("num_points", 36, 72), ("num_priors", 96, 192)])
+def test_the_lane_format_is_fixed(tmp_path, key, value, fixed):
+    """A preset that changes the lane format fails to load instead of building and failing in decoding."""
+    path = tmp_path / "bad.yaml"
+    text = (PRESET_DIR / "clrnet_resnet18_culane.yaml").read_text()
+    path.write_text(text.replace("model:\n", f"model:\n  {key}: {value}\n", 1))
+    message = rf"model\.{key} must be {fixed}, got {value}: the lane format"
+    with pytest.raises(PresetError, match=message):
+        build_model(path)
+    with pytest.raises(PresetError, match=message):
+        load_preset("clrnet_resnet18_culane").with_overrides({f"model.{key}": value})
 
 
 def test_missing_preset_file(tmp_path):
