@@ -11,9 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
-from clrkdnet_core.preprocess import check_image
+from clrkdnet_core.preprocess import crop_top
 
 
 class DevicePreprocessor:
@@ -37,13 +36,7 @@ class DevicePreprocessor:
         return batch
 
     def _one(self, image: np.ndarray) -> torch.Tensor:
-        check_image(image)
-        cut = self.geometry.cut_height_for(image.shape[0])
-        if cut >= image.shape[0]:
-            raise InputError(
-                f"image of height {image.shape[0]} is too small: cropping {cut} rows leaves nothing"
-            )
-        pixels = self._upload(np.ascontiguousarray(image[cut:]))
+        pixels = self._upload(crop_top(image, self.geometry))
         chw = pixels.permute(2, 0, 1)[None].float()
         resized = F.interpolate(
             chw, size=(self.geometry.img_h, self.geometry.img_w), mode="bicubic", align_corners=False

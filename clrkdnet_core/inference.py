@@ -23,11 +23,12 @@ from clrkdnet_core.config import Preset, load_preset
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
 from clrkdnet_core.gpu_preprocess import DevicePreprocessor
+from clrkdnet_core.image import check_image
 from clrkdnet_core.lane import Lane
 from clrkdnet_core.models import build_model
 from clrkdnet_core.postprocess.decode import BatchedNms, decode_predictions
 from clrkdnet_core.postprocess.nms import lane_nms_batched
-from clrkdnet_core.preprocess import check_image, preprocess_batch
+from clrkdnet_core.preprocess import preprocess_batch
 from clrkdnet_core.weights import resolve_weights
 
 logger = logging.getLogger(__name__)

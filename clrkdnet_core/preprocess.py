@@ -13,42 +13,23 @@ import torch
 
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
+from clrkdnet_core.image import check_image
 
 
-def check_image(image: object) -> np.ndarray:
-    """Return ``image`` if it is an HxWx3 uint8 BGR array; raise InputError saying what it is otherwise."""
-    expected = "expected an HxWx3 uint8 BGR image"
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"{expected}, got {type(image).__name__}")
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        raise InputError(
-            f"{expected}, got a single-channel image of shape {image.shape}; "
-            "convert it with cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)"
-        )
-    if image.ndim == 3 and image.shape[2] == 4:
-        raise InputError(
-            f"{expected}, got shape {image.shape} (4 channels); "
-            "drop the alpha channel with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)"
-        )
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"{expected}, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise InputError(
-            f"{expected}, got dtype {image.dtype}; scale it to 0..255 and convert with image.astype(np.uint8)"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InputError(f"{expected}, got an empty image of shape {image.shape}")
-    return image
-
-
-def crop_and_resize(image: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
-    """Crop the top of a BGR uint8 image and resize it to the network input: (img_h, img_w, 3) uint8."""
+def crop_top(image: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """A checked BGR uint8 image without its top rows (the preset's cut scaled to its height), contiguous."""
     check_image(image)
     cut = geometry.cut_height_for(image.shape[0])
     if cut >= image.shape[0]:
         raise InputError(f"image of height {image.shape[0]} is too small: cropping {cut} rows leaves nothing")
-    kept = np.ascontiguousarray(image[cut:])  # OpenCV rejects negative strides (flipped views)
-    return cv2.resize(kept, (geometry.img_w, geometry.img_h), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(image[cut:])  # OpenCV rejects negative strides (flipped views)
+
+
+def crop_and_resize(image: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Crop the top of a BGR uint8 image and resize it to the network input: (img_h, img_w, 3) uint8."""
+    return cv2.resize(
+        crop_top(image, geometry), (geometry.img_w, geometry.img_h), interpolation=cv2.INTER_CUBIC
+    )
 
 
 def to_tensor(resized: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:

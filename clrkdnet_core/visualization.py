@@ -1,12 +1,12 @@
-"""Lane overlays on BGR images (debug images, predict output)."""
+"""Lane overlays on BGR images (debug images, predict output); torch-free, so the node imports it freely."""
 
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
+from clrkdnet_core.image import check_image
 from clrkdnet_core.lane import Lane
-from clrkdnet_core.preprocess import check_image
 
 # BGR, distinct at a glance; lanes take them left to right.
 PALETTE = (

@@ -1,13 +1,18 @@
 """Pre-processing: crop scaled to the image height, cubic resize, BGR / 255, input validation."""
 
+import re
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from clrkdnet_core.errors import InputError
+from clrkdnet_core.errors import DatasetError, InputError
 from clrkdnet_core.geometry import ImageGeometry
-from clrkdnet_core.preprocess import check_image, preprocess, preprocess_batch
+from clrkdnet_core.image import check_image, read_image
+from clrkdnet_core.preprocess import preprocess, preprocess_batch
 
 CULANE = ImageGeometry(1640, 590, 270)
 
@@ -81,3 +86,24 @@ def test_empty_batch_and_tiny_image():
         preprocess_batch([], CULANE)
     with pytest.raises(InputError, match="too small"):
         preprocess(np.zeros((1, 4, 3), np.uint8), ImageGeometry(10, 10, 8))
+
+
+def test_reading_an_image_file(tmp_path):
+    image = random_image(20, 30)
+    cv2.imwrite(str(tmp_path / "frame.png"), image)
+    np.testing.assert_array_equal(read_image(tmp_path / "frame.png"), image)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    for path in (tmp_path / "broken.jpg", tmp_path / "absent.png"):
+        with pytest.raises(InputError, match=re.escape(f"cannot read image {path} (missing, unsupported")):
+            read_image(path)
+    with pytest.raises(DatasetError, match="cannot read image"):
+        read_image(tmp_path / "absent.png", error=DatasetError)
+
+
+def test_image_checks_and_overlays_do_not_import_torch():
+    """The node draws debug overlays without PyTorch on its import path."""
+    code = "import sys, clrkdnet_core.image, clrkdnet_core.visualization; print('torch' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.strip() == "False"
