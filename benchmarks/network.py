@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clrkdnet_core.backends import create_backend
 from benchmarks import Settings, Timing, measure_interleaved, timing_table
 from benchmarks.postprocess import reference_lanes_with_splines
+from clrkdnet_core.backends import create_backend
 from clrkdnet_core.checkpoint import load_checkpoint
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.models import build_model
@@ -154,7 +154,7 @@ def _measure_family(
         geometry, test = model.preset.geometry, model.preset.test
 
         def decode(pred, geometry=geometry, test=test):
-            return decode_predictions(pred, geometry, test.conf_threshold, test.nms_thres, test.max_lanes)
+            return decode_predictions(pred, geometry, test)
 
         contenders[(preset, "network")] = lambda run=run: run(ones)
         contenders[(preset, "image -> lanes")] = lambda run=run, decode=decode, geometry=geometry: decode(
@@ -200,11 +200,7 @@ def reference_section(settings: Settings, store: ModelStore) -> tuple[list[str],
     contenders = {"reference way": reference_way}
     for name, run in runners.items():
         contenders[f"ours: {name}"] = lambda run=run: decode_predictions(
-            run(preprocess_batch(images, geometry)),
-            geometry,
-            test.conf_threshold,
-            test.nms_thres,
-            test.max_lanes,
+            run(preprocess_batch(images, geometry)), geometry, test
         )
     iterations = settings.iterations[1] * 2
     timings = measure_interleaved(contenders, iterations, settings.warmup, 1, description="reference way")

@@ -39,7 +39,7 @@ def synthetic_predictions(priors: torch.Tensor, batch: int, candidates: int, see
 def reference_lanes_with_splines(pred: torch.Tensor, preset) -> list:
     """The reference's decoding, plus the spline each official ``Lane`` object fits on construction."""
     geometry, test = preset.geometry, preset.test
-    decoded = reference_decode(pred, geometry, test.conf_threshold, test.nms_thres, test.max_lanes)
+    decoded = reference_decode(pred, geometry, test)
     for lanes in decoded:
         for lane in lanes:
             points = lane.points.astype(np.float64)
@@ -61,7 +61,7 @@ def postprocess_section(settings: Settings) -> list[str]:
             pred = synthetic_predictions(priors, batch, candidates)
             contenders = {
                 "ours (batched PyTorch, CPU)": lambda pred=pred: decode_predictions(
-                    pred, preset.geometry, test.conf_threshold, test.nms_thres, test.max_lanes
+                    pred, preset.geometry, test
                 ),
                 "reference (per-lane Python loops)": lambda pred=pred: reference_lanes_with_splines(
                     pred, preset

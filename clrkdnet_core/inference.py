@@ -9,6 +9,7 @@ NMS runs as Triton kernels (``postprocess.nms_triton``), so nothing waits for th
 lanes; elsewhere OpenCV and the vectorised PyTorch NMS do the same work.
 """
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -19,7 +20,7 @@ import torch
 
 from clrkdnet_core.backends import InferenceBackend, create_backend
 from clrkdnet_core.checkpoint import load_checkpoint
-from clrkdnet_core.config import Preset, load_preset
+from clrkdnet_core.config import Preset, TestConfig, load_preset
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
 from clrkdnet_core.gpu_preprocess import DevicePreprocessor
@@ -87,7 +88,8 @@ class LaneDetector:
         preset: the model configuration.
         device: where the network runs.
         backend: the backend's name (``torch``, ``onnxruntime``, ``tensorrt``).
-        conf_threshold, nms_thres, max_lanes: the decoding thresholds (see :meth:`set_thresholds`).
+        test: the decoding settings, the preset's ``test`` until :meth:`set_thresholds` changes them;
+            ``conf_threshold``, ``nms_thres`` and ``max_lanes`` read its fields.
         preprocess: images -> network input batch on ``device`` (see :func:`select_preprocessor`).
         nms: the batched lane NMS used by decoding (see :func:`select_nms`).
     """
@@ -99,9 +101,7 @@ class LaneDetector:
         self.backend = runner.name
         self.preprocess = select_preprocessor(preset.geometry, self.device)
         self.nms = select_nms(self.device)
-        self.conf_threshold = preset.test.conf_threshold
-        self.nms_thres = preset.test.nms_thres
-        self.max_lanes = preset.test.max_lanes
+        self.test: TestConfig = preset.test
 
     @classmethod
     def from_preset(
@@ -137,18 +137,32 @@ class LaneDetector:
         max_lanes: int | None = None,
     ) -> None:
         """Change the decoding thresholds; None leaves a value unchanged."""
+        changes: dict[str, float | int] = {}
         if conf_threshold is not None:
             if not 0.0 <= conf_threshold <= 1.0:
                 raise InputError(f"conf_threshold must be in [0, 1], got {conf_threshold}")
-            self.conf_threshold = float(conf_threshold)
+            changes["conf_threshold"] = float(conf_threshold)
         if nms_thres is not None:
             if nms_thres < 0:
                 raise InputError(f"nms_thres must be >= 0 (pixels of the 800-wide input), got {nms_thres}")
-            self.nms_thres = float(nms_thres)
+            changes["nms_thres"] = float(nms_thres)
         if max_lanes is not None:
             if int(max_lanes) != max_lanes or max_lanes < 1:
                 raise InputError(f"max_lanes must be a positive integer, got {max_lanes}")
-            self.max_lanes = int(max_lanes)
+            changes["max_lanes"] = int(max_lanes)
+        self.test = dataclasses.replace(self.test, **changes)
+
+    @property
+    def conf_threshold(self) -> float:
+        return self.test.conf_threshold
+
+    @property
+    def nms_thres(self) -> float:
+        return self.test.nms_thres
+
+    @property
+    def max_lanes(self) -> int:
+        return self.test.max_lanes
 
     def detect(self, image: np.ndarray) -> list[Lane]:
         """Lanes of one HxWx3 uint8 BGR image, in its pixels, by descending score."""
@@ -162,6 +176,4 @@ class LaneDetector:
         sizes = [check_image(image).shape[:2] for image in images]
         predictions = self.runner(self.preprocess(images))
         geometries = [geometry.scaled_to(width, height) for height, width in sizes]
-        return decode_predictions(
-            predictions, geometries, self.conf_threshold, self.nms_thres, self.max_lanes, self.nms
-        )
+        return decode_predictions(predictions, geometries, self.test, self.nms)

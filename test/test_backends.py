@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from clrkdnet_core.config import TestConfig
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.export.tensorrt import EngineKey, load_or_build_engine
 from clrkdnet_core.models import build_model
@@ -41,8 +42,8 @@ def test_onnxruntime_matches_eager_pytorch(student, onnx_backend):
     assert (got - expected).abs().max() < 1e-4
     geometry = student.preset.geometry
     # A low threshold so the random-weight network yields lanes to compare.
-    lanes_torch = decode_predictions(expected, geometry, 0.3, 50, 4)
-    lanes_onnx = decode_predictions(got, geometry, 0.3, 50, 4)
+    lanes_torch = decode_predictions(expected, geometry, TestConfig(0.3, 50, 4))
+    lanes_onnx = decode_predictions(got, geometry, TestConfig(0.3, 50, 4))
     assert [len(lanes) for lanes in lanes_onnx] == [len(lanes) for lanes in lanes_torch]
     assert sum(len(lanes) for lanes in lanes_torch) > 0
     for image_torch, image_onnx in zip(lanes_torch, lanes_onnx, strict=True):

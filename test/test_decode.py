@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from clrkdnet_core.config import TestConfig
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
 from clrkdnet_core.lane import Lane
@@ -12,6 +13,7 @@ from clrkdnet_core.postprocess.reference import reference_decode
 
 CULANE = ImageGeometry(1640, 590, 270)
 TUSIMPLE = ImageGeometry(1280, 720, 160)
+OFFICIAL = TestConfig(conf_threshold=0.4, nms_thres=50, max_lanes=4)
 
 
 def random_predictions(rng: np.random.Generator, batch: int, priors: int = 192) -> torch.Tensor:
@@ -57,8 +59,9 @@ def test_decode_equals_reference_on_random_outputs(geometry: ImageGeometry):
     rng = np.random.default_rng(0)
     pred = random_predictions(rng, 12)
     for conf, nms, max_lanes in [(0.4, 50, 4), (0.25, 15, 5), (0.6, 50, 0)]:
-        decoded = decode_predictions(pred, geometry, conf, nms, max_lanes)
-        expected = reference_decode(pred, geometry, conf, nms, max_lanes)
+        test = TestConfig(conf, nms, max_lanes)
+        decoded = decode_predictions(pred, geometry, test)
+        expected = reference_decode(pred, geometry, test)
         assert len(decoded) == len(expected) == len(pred)
         for actual, wanted in zip(decoded, expected, strict=True):
             assert_same_lanes(actual, wanted)
@@ -67,30 +70,30 @@ def test_decode_equals_reference_on_random_outputs(geometry: ImageGeometry):
 
 def test_batch_decode_equals_single_image_decode():
     pred = random_predictions(np.random.default_rng(1), 6)
-    batched = decode_predictions(pred, CULANE, 0.4, 50, 4)
+    batched = decode_predictions(pred, CULANE, OFFICIAL)
     for image in range(len(pred)):
-        assert_same_lanes(batched[image], decode_predictions(pred[image : image + 1], CULANE, 0.4, 50, 4)[0])
+        assert_same_lanes(batched[image], decode_predictions(pred[image : image + 1], CULANE, OFFICIAL)[0])
 
 
 def test_per_image_geometries():
     pred = random_predictions(np.random.default_rng(2), 2)
-    decoded = decode_predictions(pred, [CULANE, TUSIMPLE], 0.4, 50, 4)
-    assert_same_lanes(decoded[0], decode_predictions(pred[:1], CULANE, 0.4, 50, 4)[0])
-    assert_same_lanes(decoded[1], decode_predictions(pred[1:], TUSIMPLE, 0.4, 50, 4)[0])
+    decoded = decode_predictions(pred, [CULANE, TUSIMPLE], OFFICIAL)
+    assert_same_lanes(decoded[0], decode_predictions(pred[:1], CULANE, OFFICIAL)[0])
+    assert_same_lanes(decoded[1], decode_predictions(pred[1:], TUSIMPLE, OFFICIAL)[0])
     with pytest.raises(InputError, match="2 image geometries for a batch of 1"):
-        decode_predictions(pred[:1], [CULANE, TUSIMPLE], 0.4, 50, 4)
+        decode_predictions(pred[:1], [CULANE, TUSIMPLE], OFFICIAL)
 
 
 def test_nothing_above_threshold():
     pred = random_predictions(np.random.default_rng(3), 2)
     pred[..., 1] = -10.0
-    assert decode_predictions(pred, CULANE, 0.4, 50, 4) == [[], []]
-    assert decode_predictions(torch.zeros(0, 192, 78), CULANE, 0.4, 50, 4) == []
+    assert decode_predictions(pred, CULANE, OFFICIAL) == [[], []]
+    assert decode_predictions(torch.zeros(0, 192, 78), CULANE, OFFICIAL) == []
 
 
 def test_points_in_original_pixels_top_to_bottom():
     xs = np.full(72, 0.5, dtype=np.float32)
-    (lanes,) = decode_predictions(one_lane(0.0, 72, xs), CULANE, 0.4, 50, 4)
+    (lanes,) = decode_predictions(one_lane(0.0, 72, xs), CULANE, OFFICIAL)
     (lane,) = lanes
     assert lane.points.dtype == np.float32 and lane.points.shape == (72, 2)
     np.testing.assert_allclose(lane.xs, 0.5 * 1640)
@@ -110,8 +113,8 @@ def test_rows_below_start_stop_at_the_first_row_outside_the_image():
     assert not valid[:5].any() and valid[5:10].all()  # rows 0..4 cut, 5..9 extend the lane down
     assert valid[10:60].sum() == 49 and not valid[41] and valid[40]  # rows 10..59, minus the x < 0 row
     assert not valid[60:].any()
-    (lanes,) = decode_predictions(pred, CULANE, 0.4, 50, 4)
-    assert_same_lanes(lanes, reference_decode(pred, CULANE, 0.4, 50, 4)[0])
+    (lanes,) = decode_predictions(pred, CULANE, OFFICIAL)
+    assert_same_lanes(lanes, reference_decode(pred, CULANE, OFFICIAL)[0])
     assert len(lanes[0]) == valid.sum()
 
 
@@ -122,25 +125,25 @@ def test_negative_length_clears_rows_with_python_slice_semantics():
     valid = valid_rows(pred)[0, 0].numpy()
     assert valid[:62].all() and not valid[62:].any()
     assert_same_lanes(
-        decode_predictions(pred, CULANE, 0.4, 50, 4)[0], reference_decode(pred, CULANE, 0.4, 50, 4)[0]
+        decode_predictions(pred, CULANE, OFFICIAL)[0], reference_decode(pred, CULANE, OFFICIAL)[0]
     )
     # length 0 from the bottom: end = -1, xs[0:] cleared entirely -> no lane.
-    assert decode_predictions(one_lane(0.0, 0, xs), CULANE, 0.4, 50, 4) == [[]]
+    assert decode_predictions(one_lane(0.0, 0, xs), CULANE, OFFICIAL) == [[]]
 
 
 def test_one_point_lanes_are_dropped_and_start_is_clamped():
     xs = np.full(72, 0.5, dtype=np.float32)
-    assert decode_predictions(one_lane(30 / 71, 1, xs * 0 - 0.5), CULANE, 0.4, 50, 4) == [[]]
+    assert decode_predictions(one_lane(30 / 71, 1, xs * 0 - 0.5), CULANE, OFFICIAL) == [[]]
     xs_one = np.full(72, -0.5, dtype=np.float32)
     xs_one[30] = 0.5
-    assert decode_predictions(one_lane(30 / 71, 1, xs_one), CULANE, 0.4, 50, 4) == [[]]  # one point
-    two = decode_predictions(one_lane(30 / 71, 2, xs_one + (np.arange(72) == 31)), CULANE, 0.4, 50, 4)
+    assert decode_predictions(one_lane(30 / 71, 1, xs_one), CULANE, OFFICIAL) == [[]]  # one point
+    two = decode_predictions(one_lane(30 / 71, 2, xs_one + (np.arange(72) == 31)), CULANE, OFFICIAL)
     assert len(two[0]) == 1 and len(two[0][0]) == 2
     # start_y past the top: start = 71, the lane extends down from the top row while inside the image.
     beyond = one_lane(1.3, 10, xs)
-    (lanes,) = decode_predictions(beyond, CULANE, 0.4, 50, 4)
+    (lanes,) = decode_predictions(beyond, CULANE, OFFICIAL)
     assert len(lanes[0]) == 72
-    assert_same_lanes(lanes, reference_decode(beyond, CULANE, 0.4, 50, 4)[0])
+    assert_same_lanes(lanes, reference_decode(beyond, CULANE, OFFICIAL)[0])
 
 
 def test_start_rounds_half_to_even_like_python_round():
@@ -148,19 +151,19 @@ def test_start_rounds_half_to_even_like_python_round():
     xs[:3] = -1.0  # rows below the start are outside: the lane starts exactly at `start`
     for start_row in (2.5, 3.5):
         pred = one_lane(start_row / 71, 72, xs)
-        expected = reference_decode(pred, CULANE, 0.4, 50, 4)[0]
-        assert_same_lanes(decode_predictions(pred, CULANE, 0.4, 50, 4)[0], expected)
+        expected = reference_decode(pred, CULANE, OFFICIAL)[0]
+        assert_same_lanes(decode_predictions(pred, CULANE, OFFICIAL)[0], expected)
 
 
 def test_bad_prediction_shape():
     with pytest.raises(InputError, match=r"\(B, P, 78\)"):
-        decode_predictions(torch.zeros(192, 78), CULANE, 0.4, 50, 4)
+        decode_predictions(torch.zeros(192, 78), CULANE, OFFICIAL)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_decode_equals_reference():
     pred = random_predictions(np.random.default_rng(4), 8)
-    decoded = decode_predictions(pred.cuda(), CULANE, 0.4, 50, 4)
-    for actual, wanted in zip(decoded, reference_decode(pred, CULANE, 0.4, 50, 4), strict=True):
+    decoded = decode_predictions(pred.cuda(), CULANE, OFFICIAL)
+    for actual, wanted in zip(decoded, reference_decode(pred, CULANE, OFFICIAL), strict=True):
         assert_same_lanes(actual, wanted, score_tolerance=1e-6)  # CUDA's exp may differ in the last bit

@@ -4,6 +4,8 @@ Skipped where ``torch.cuda.is_available()`` is False. Lanes must match eager PyT
 and 2 px in float16, with the same lane counts.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -39,7 +41,9 @@ def lanes_of(model, predictions):
     test = model.preset.test
     from clrkdnet_core.postprocess.decode import decode_predictions
 
-    return decode_predictions(predictions, model.preset.geometry, 0.3, test.nms_thres, test.max_lanes)
+    return decode_predictions(
+        predictions, model.preset.geometry, dataclasses.replace(test, conf_threshold=0.3)
+    )
 
 
 def assert_same_lanes(expected, got, tolerance_px):

@@ -9,6 +9,7 @@ import torch
 
 from clrkdnet_core.backends import create_backend
 from clrkdnet_core.checkpoint import save_checkpoint
+from clrkdnet_core.config import TestConfig
 from clrkdnet_core.errors import BackendError, CheckpointError, InputError
 from clrkdnet_core.inference import LaneDetector, resolve_device
 from clrkdnet_core.models import build_model
@@ -16,6 +17,7 @@ from clrkdnet_core.postprocess.decode import decode_predictions
 from clrkdnet_core.preprocess import preprocess
 
 PRESET = "clrkdnet_resnet18_culane"
+OFFICIAL = TestConfig(conf_threshold=0.4, nms_thres=50, max_lanes=4)
 
 
 def make_lanes_visible(model: torch.nn.Module) -> None:
@@ -81,7 +83,7 @@ def test_detect_on_the_preset_size_equals_the_manual_pipeline(detector, culane_l
     image = road_image(590, 1640)
     with torch.no_grad():
         pred = detector.runner.model(preprocess(image, detector.preset.geometry)[None])
-    expected = decode_predictions(pred, detector.preset.geometry, 0.4, 50, 4)[0]
+    expected = decode_predictions(pred, detector.preset.geometry, OFFICIAL)[0]
     lanes = culane_lanes
     assert len(lanes) == len(expected) > 0
     for lane, wanted in zip(lanes, expected, strict=True):
@@ -96,7 +98,7 @@ def test_lanes_are_in_the_pixels_of_the_given_image(detector, height: int, width
     cut = geometry.cut_height_for(height)
     with torch.no_grad():
         pred = detector.runner.model(preprocess(image, geometry)[None])
-    in_preset_frame = decode_predictions(pred, geometry, 0.4, 50, 4)[0]
+    in_preset_frame = decode_predictions(pred, geometry, OFFICIAL)[0]
     lanes = detector.detect(image)
     assert len(lanes) == len(in_preset_frame) > 0
     for lane, reference in zip(lanes, in_preset_frame, strict=True):

@@ -1,7 +1,10 @@
 """Networks: official state_dict layouts, head buffers, forward outputs in eval and training mode."""
 
+import dataclasses
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from clrkdnet_core.config import load_preset
+from clrkdnet_core.config import TestConfig
 from clrkdnet_core.errors import CheckpointError, InputError
 from clrkdnet_core.models import LaneNet, build_model
 from clrkdnet_core.postprocess.decode import decode_predictions
@@ -299,16 +302,33 @@ def test_decode_uses_preset_thresholds(models):
     pred = model.heads.priors.clone().unsqueeze(0).repeat(2, 1, 1)
     pred[..., 5] = 0.5  # half the image height long
     pred[:, 30:40:2, 1] = 5.0  # a few confident lanes far enough apart not to be suppressed
-    lanes = model.decode(pred)
-    preset = load_preset("clrkdnet_resnet18_culane")
-    expected = decode_predictions(pred, preset.geometry, 0.4, 50, 4)
+    preset = model.preset
+    lanes = decode_predictions(pred, preset.geometry, preset.test)
+    expected = decode_predictions(pred, preset.geometry, TestConfig(0.4, 50, 4))
     assert len(lanes) == 2
     assert [[lane.score for lane in image] for image in lanes] == [
         [lane.score for lane in e] for e in expected
     ]
     assert 0 < len(lanes[0]) <= 4
-    assert len(model.decode(pred, max_lanes=1)[0]) == 1
-    assert model.decode(pred, conf_threshold=0.9999) == [[], []]
+    one_lane = dataclasses.replace(preset.test, max_lanes=1)
+    assert len(decode_predictions(pred, preset.geometry, one_lane)[0]) == 1
+    confident = dataclasses.replace(preset.test, conf_threshold=0.9999)
+    assert decode_predictions(pred, preset.geometry, confident) == [[], []]
+
+
+def _modules_loaded_by(module: str, prefix: str) -> list[str]:
+    """The modules under ``prefix`` that a fresh interpreter has loaded after importing ``module``."""
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith({prefix!r})))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    return json.loads(done.stdout.replace("'", '"'))
+
+
+def test_the_network_and_the_post_processing_do_not_import_each_other():
+    """postprocess used the head's priors and LaneNet.decode imported postprocess back: a hidden cycle."""
+    assert _modules_loaded_by("clrkdnet_core.models", "clrkdnet_core.postprocess") == []
+    assert _modules_loaded_by("clrkdnet_core.postprocess", "clrkdnet_core.models") == []
 
 
 def test_pretrained_backbone_is_loaded_from_a_local_file(tmp_path):

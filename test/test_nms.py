@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from clrkdnet_core.lane_format import NMS_ROW_WIDTH
 from clrkdnet_core.postprocess.nms import (
-    ROW_WIDTH,
     greedy_keep,
     kernel_row_limits,
     lane_nms,
@@ -33,7 +33,7 @@ HALF_START_YS = _half_start_ys()
 
 def random_lanes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """n lanes in the kernel's row layout with the awkward cases mixed in, and scores with ties."""
-    lanes = np.zeros((n, ROW_WIDTH), dtype=np.float32)
+    lanes = np.zeros((n, NMS_ROW_WIDTH), dtype=np.float32)
     lanes[:, :2] = rng.normal(size=(n, 2))
     kind = rng.integers(0, 4, size=n)
     start_y = rng.uniform(0, 1, size=n)
@@ -59,7 +59,7 @@ def random_lanes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 def test_row_limits_follow_c_rounding():
-    lanes = torch.zeros(6, ROW_WIDTH)
+    lanes = torch.zeros(6, NMS_ROW_WIDTH)
     lanes[:, 2] = torch.tensor([0.5 / 71, -0.7 / 71, -1.7 / 71, 1.0, 2.0, 10.0 / 71])
     lanes[:, 4] = torch.tensor([3.0, 0.0, -2.0, 0.4, 1.0, 2.5])
     start, end = kernel_row_limits(lanes)
@@ -70,7 +70,7 @@ def test_row_limits_follow_c_rounding():
 
 
 def test_disjoint_lanes_never_overlap():
-    lanes = torch.zeros(2, ROW_WIDTH)
+    lanes = torch.zeros(2, NMS_ROW_WIDTH)
     lanes[:, 5:] = 100.0  # identical xs
     lanes[0, 2], lanes[0, 4] = 0.0, 10.0  # rows 0..9
     lanes[1, 2], lanes[1, 4] = 10 / 71, 10.0  # rows 10..19
@@ -80,7 +80,7 @@ def test_disjoint_lanes_never_overlap():
 
 
 def test_distance_equal_to_threshold_is_not_an_overlap():
-    lanes = torch.zeros(3, ROW_WIDTH)
+    lanes = torch.zeros(3, NMS_ROW_WIDTH)
     lanes[:, 4] = 72.0
     lanes[1, 5:] = THRESHOLD  # mean distance exactly 50 px: kept
     lanes[2, 5:] = THRESHOLD - 0.5  # just below: suppressed by lane 0
@@ -88,7 +88,7 @@ def test_distance_equal_to_threshold_is_not_an_overlap():
 
 
 def test_ties_in_score_keep_index_order_and_top_k_stops():
-    lanes = torch.zeros(5, ROW_WIDTH)
+    lanes = torch.zeros(5, NMS_ROW_WIDTH)
     lanes[:, 4] = 72.0
     lanes[:, 5:] = torch.arange(5)[:, None] * 200.0  # far apart: nothing suppressed
     scores = torch.tensor([0.5, 0.9, 0.5, 0.9, 0.7])
@@ -98,8 +98,8 @@ def test_ties_in_score_keep_index_order_and_top_k_stops():
 
 
 def test_negative_start_sums_header_columns_like_the_kernel():
-    a = np.zeros(ROW_WIDTH, dtype=np.float32)
-    b = np.zeros(ROW_WIDTH, dtype=np.float32)
+    a = np.zeros(NMS_ROW_WIDTH, dtype=np.float32)
+    b = np.zeros(NMS_ROW_WIDTH, dtype=np.float32)
     a[2] = b[2] = -2.7 / 71  # start row int(-2.2) = -2: the kernel's loop starts at column 3 (start_x)
     a[4] = b[4] = 10.0
     b[3] = 1000.0  # differs only in start_x
@@ -129,7 +129,7 @@ def test_nms_equals_reference_on_random_cases(seed: int):
         for top_k in np.unique(top_ks):
             group = [i for i in range(len(cases)) if thresholds[i] == threshold and top_ks[i] == top_k]
             n = max(len(cases[i][0]) for i in group)
-            lanes = torch.zeros(len(group), n, ROW_WIDTH)
+            lanes = torch.zeros(len(group), n, NMS_ROW_WIDTH)
             scores = torch.zeros(len(group), n)
             eligible = torch.zeros(len(group), n, dtype=torch.bool)
             for row, i in enumerate(group):
@@ -172,9 +172,9 @@ def test_ineligible_lanes_are_never_kept_nor_suppress():
 
 
 def test_empty_input():
-    assert lane_nms(torch.zeros(0, ROW_WIDTH), torch.zeros(0), THRESHOLD, 4).tolist() == []
+    assert lane_nms(torch.zeros(0, NMS_ROW_WIDTH), torch.zeros(0), THRESHOLD, 4).tolist() == []
     keep, count = lane_nms_batched(
-        torch.zeros(2, 3, ROW_WIDTH), torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool), THRESHOLD, 4
+        torch.zeros(2, 3, NMS_ROW_WIDTH), torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool), THRESHOLD, 4
     )
     assert (keep == -1).all() and count.tolist() == [0, 0]
 

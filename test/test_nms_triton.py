@@ -91,13 +91,15 @@ def test_empty_inputs():
 def test_decode_with_triton_nms_equals_decode_with_pytorch_nms():
     from test_decode import random_predictions
 
+    from clrkdnet_core.config import TestConfig
     from clrkdnet_core.geometry import ImageGeometry
     from clrkdnet_core.postprocess.decode import decode_predictions
 
     pred = random_predictions(np.random.default_rng(3), 4).to(DEVICE)
     geometry = ImageGeometry(1640, 590, 270)
-    expected = decode_predictions(pred, geometry, 0.4, 50, 4)
-    got = decode_predictions(pred, geometry, 0.4, 50, 4, nms=nms_triton.lane_nms_batched)
+    test = TestConfig(conf_threshold=0.4, nms_thres=50, max_lanes=4)
+    expected = decode_predictions(pred, geometry, test)
+    got = decode_predictions(pred, geometry, test, nms=nms_triton.lane_nms_batched)
     assert sum(len(lanes) for lanes in expected) > 4
     for image_expected, image_got in zip(expected, got, strict=True):
         assert len(image_expected) == len(image_got)

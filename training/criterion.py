@@ -8,6 +8,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from clrkdnet_core.config import Preset
+from clrkdnet_core.lane_format import (
+    GEOMETRY,
+    LENGTH,
+    LOGITS,
+    NUM_STRIPS,
+    POSITIVE_LOGIT,
+    START_X,
+    START_Y,
+    THETA,
+    XS,
+)
 from training.assigner import assign
 from training.losses.focal import focal_loss
 from training.losses.lane_iou import lane_iou_loss
@@ -87,9 +98,9 @@ class CLRNetCriterion(nn.Module):
             stage = stage.float()
             accuracies = []
             for predictions, target in zip(stage, targets, strict=True):
-                target = target[target[:, 1] == 1]
+                target = target[target[:, POSITIVE_LOGIT] == 1]
                 cls_target = predictions.new_zeros(predictions.shape[0], dtype=torch.long)
-                cls_pred = predictions[:, :2]
+                cls_pred = predictions[:, LOGITS]
                 if len(target) == 0:
                     cls_loss = cls_loss + focal_loss(cls_pred, cls_target).sum()
                     continue
@@ -105,8 +116,8 @@ class CLRNetCriterion(nn.Module):
                 cls_target[prior_idx] = 1
                 cls_loss = cls_loss + focal_loss(cls_pred, cls_target).sum() / target.shape[0]
                 reg_loss = reg_loss + self._reg_loss(predictions[prior_idx], target[gt_idx])
-                pred_xs = predictions[prior_idx, 6:] * (self.img_w - 1)
-                iou_loss = iou_loss + self._iou_loss(pred_xs, target[gt_idx, 6:])
+                pred_xs = predictions[prior_idx, XS] * (self.img_w - 1)
+                iou_loss = iou_loss + self._iou_loss(pred_xs, target[gt_idx, XS])
                 accuracies.append((cls_pred.argmax(1) == cls_target).float().mean() * 100)
             if accuracies:
                 terms[f"stage_{stage_idx}_acc"] = torch.stack(accuracies).mean().detach()
@@ -131,14 +142,14 @@ class CLRNetCriterion(nn.Module):
     def _reg_loss(self, matched: Tensor, target: Tensor) -> Tensor:
         """Smooth-L1 on (start_y, start_x, theta, length) in rows/pixels/degrees/rows, with the GT length
         shortened by how far the predicted start row is above the GT start row."""
-        n_strips = matched.shape[1] - 7
-        scale = matched.new_tensor([n_strips, self.img_w - 1, 180.0, n_strips])
-        pred = matched[:, 2:6] * scale
+        scale = matched.new_tensor([NUM_STRIPS, self.img_w - 1, 180.0, NUM_STRIPS])
+        pred = matched[:, GEOMETRY] * scale
         with torch.no_grad():
-            pred_start = torch.clamp((matched[:, 2] * n_strips).round().long(), 0, n_strips)
-            target_start = (target[:, 2] * n_strips).round().long()
-            length_adj = target[:, 5] - (pred_start - target_start)
+            pred_start = torch.clamp((matched[:, START_Y] * NUM_STRIPS).round().long(), 0, NUM_STRIPS)
+            target_start = (target[:, START_Y] * NUM_STRIPS).round().long()
+            length_adj = target[:, LENGTH] - (pred_start - target_start)
             goal = torch.stack(
-                [target[:, 2] * n_strips, target[:, 3], target[:, 4] * 180.0, length_adj], dim=1
+                [target[:, START_Y] * NUM_STRIPS, target[:, START_X], target[:, THETA] * 180.0, length_adj],
+                dim=1,
             ).float()
         return F.smooth_l1_loss(pred, goal, reduction="none").mean()

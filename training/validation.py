@@ -14,6 +14,7 @@ from tqdm import tqdm
 from clrkdnet_core.data.culane import CULaneDataset
 from clrkdnet_core.data.writers import culane_prediction_path, write_culane_prediction
 from clrkdnet_core.metrics.culane import evaluate_culane
+from clrkdnet_core.postprocess import decode_predictions
 
 EVAL_BATCH_SIZE = 8
 
@@ -26,9 +27,11 @@ def predict_to_files(
     was_training = model.training
     model.eval()
     geometry = images.geometry
+    preset = model.preset
     loader = DataLoader(images, batch_size=EVAL_BATCH_SIZE, num_workers=workers)
     for batch in tqdm(loader, desc="predict", leave=False, dynamic_ncols=True):
-        lanes_per_image = model.decode(model(batch["img"].to(device)))
+        predictions = model(batch["img"].to(device))
+        lanes_per_image = decode_predictions(predictions, preset.geometry, preset.test)
         for name, lanes in zip(batch["meta"]["name"], lanes_per_image, strict=True):
             path = culane_prediction_path(out_dir, name)
             write_culane_prediction(path, lanes, geometry.ori_img_w, geometry.ori_img_h)

@@ -1,4 +1,4 @@
-"""Ground-truth lane encoding for training (MODEL.md 4.1), the same rows the head predicts.
+"""Ground-truth lane encoding for training (MODEL.md 4.1), in the rows the head predicts (``lane_format``).
 
 A lane becomes one 78-value row: [0, 1, start_y, start_x, theta, length, x at the 72 row heights]. xs are
 in pixels of the network input (800×320), row 0 is the bottom (y = 320); start_x is a pixel value and length
@@ -14,9 +14,18 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.interpolate import InterpolatedUnivariateSpline
 
-NUM_POINTS = 72
-N_STRIPS = NUM_POINTS - 1
-ROW_SIZE = 6 + NUM_POINTS
+from clrkdnet_core.lane_format import (
+    LENGTH,
+    NEGATIVE_LOGIT,
+    NUM_STRIPS,
+    POSITIVE_LOGIT,
+    ROW_WIDTH,
+    START_X,
+    START_Y,
+    THETA,
+    XS,
+)
+
 INVALID = -1e5
 
 
@@ -29,8 +38,12 @@ class _NoRowInside(ValueError):
 
 
 def row_ys(img_h: int = 320) -> np.ndarray:
-    """The 72 row heights, bottom (img_h) to top (0), exactly as the reference computes them."""
-    return np.arange(img_h, -1, -img_h / N_STRIPS)
+    """The 72 row heights in pixels, bottom (img_h) to top (0), exactly as the reference computes them.
+
+    The reference samples targets at these float64 heights, not at ``img_h * prior_ys``, which differ in the
+    last bits.
+    """
+    return np.arange(img_h, -1, -img_h / NUM_STRIPS)
 
 
 def sample_lane(points: np.ndarray, sample_ys: np.ndarray, img_w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +89,10 @@ def encode_lanes(
     are removed (all its points share one y) or whose samples leave fewer than 2 points inside the image
     keeps an invalid row, and lanes beyond ``max_lanes`` are dropped, as in the reference.
     """
-    strip_size = img_h / N_STRIPS
+    strip_size = img_h / NUM_STRIPS
     ys = row_ys(img_h)
-    out = np.full((max_lanes, ROW_SIZE), INVALID, dtype=np.float32)
-    out[:, 0], out[:, 1] = 1, 0
+    out = np.full((max_lanes, ROW_WIDTH), INVALID, dtype=np.float32)
+    out[:, NEGATIVE_LOGIT], out[:, POSITIVE_LOGIT] = 1, 0
     for index, lane in enumerate(prepare_lanes(lanes)):
         if index >= max_lanes:
             break
@@ -97,20 +110,20 @@ def encode_lanes(
             theta = math.atan(i * strip_size / (inside[i] - inside[0] + 1e-5)) / math.pi
             thetas.append(theta if theta > 0 else 1 - abs(theta))
         row = out[index]
-        row[0], row[1] = 0, 1
-        row[2] = len(outside) / N_STRIPS
-        row[3] = inside[0]
-        row[4] = sum(thetas) / len(thetas)
-        row[5] = len(inside)
-        row[6 : 6 + len(all_xs)] = all_xs
+        row[NEGATIVE_LOGIT], row[POSITIVE_LOGIT] = 0, 1
+        row[START_Y] = len(outside) / NUM_STRIPS
+        row[START_X] = inside[0]
+        row[THETA] = sum(thetas) / len(thetas)
+        row[LENGTH] = len(inside)
+        row[XS][: len(all_xs)] = all_xs
     return out
 
 
 def decode_target(row: np.ndarray, img_w: int = 800, img_h: int = 320) -> np.ndarray:
     """Points (N, 2) float32 (x, y) of one encoded row inside the image, top to bottom (empty if invalid)."""
-    if row[1] != 1:
+    if row[POSITIVE_LOGIT] != 1:
         return np.zeros((0, 2), np.float32)
-    xs = np.asarray(row[6:], dtype=np.float64)
+    xs = np.asarray(row[XS], dtype=np.float64)
     ys = row_ys(img_h)
     valid = (xs >= 0) & (xs < img_w)
     return np.stack([xs[valid], ys[valid]], axis=1)[::-1].astype(np.float32)

@@ -1,7 +1,6 @@
 """LaneNet: backbone + neck + CLR head, the whole CLRNet / CLRKDNet network of one preset."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
@@ -13,16 +12,14 @@ from clrkdnet_core.models.heads.clr_head import CLRHead
 from clrkdnet_core.models.necks.aggregator import Aggregator
 from clrkdnet_core.models.necks.fpn import FPN
 
-if TYPE_CHECKING:
-    from clrkdnet_core.lane import Lane
-
 
 class LaneNet(nn.Module):
     """The network of ``preset``; module names reproduce the official state_dict keys.
 
     Input: (B, 3, img_h, img_w) float BGR / 255 (no mean/std normalisation, like the official models).
     Eval mode returns the last stage's (B, 192, 78) predictions; training mode returns a dict
-    (see :meth:`forward`).
+    (see :meth:`forward`). ``postprocess.decode_predictions(pred, preset.geometry, preset.test)`` turns eval
+    predictions into lanes.
     """
 
     def __init__(self, preset: Preset, pretrained_backbone: str | Path | None = None) -> None:
@@ -38,11 +35,9 @@ class LaneNet(nn.Module):
         else:
             self.neck = Aggregator(self.backbone.out_channels[-1], cfg.prior_feat_channels)
         self.heads = CLRHead(
-            num_priors=cfg.num_priors,
             refine_layers=cfg.refine_layers,
             fc_hidden_dim=cfg.fc_hidden_dim,
             prior_feat_channels=cfg.prior_feat_channels,
-            num_points=cfg.num_points,
             sample_points=cfg.sample_points,
             seg_classes=cfg.seg_classes,
             bg_weight=preset.train.bg_weight,
@@ -82,23 +77,3 @@ class LaneNet(nn.Module):
         if return_dict:
             output["features"] = features
         return output
-
-    def decode(
-        self,
-        pred: Tensor,
-        conf_threshold: float | None = None,
-        nms_thres: float | None = None,
-        max_lanes: int | None = None,
-    ) -> "list[list[Lane]]":
-        """Lanes per image (original-image pixels) of eval predictions; None = the preset's thresholds."""
-        # imported here so the network works without the post-processing package (e.g. for export)
-        from clrkdnet_core.postprocess.decode import decode_predictions
-
-        test = self.preset.test
-        return decode_predictions(
-            pred,
-            self.preset.geometry,
-            test.conf_threshold if conf_threshold is None else conf_threshold,
-            test.nms_thres if nms_thres is None else nms_thres,
-            test.max_lanes if max_lanes is None else max_lanes,
-        )

@@ -11,13 +11,25 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from clrkdnet_core.config import TestConfig
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
 from clrkdnet_core.lane import Lane
-from clrkdnet_core.models.heads.priors import prior_ys
-from clrkdnet_core.postprocess.nms import N_OFFSETS, N_STRIPS, lane_nms_batched
-
-PRED_WIDTH = 6 + N_OFFSETS  # [logit0, logit1, start_y, start_x, theta, length, 72 xs]
+from clrkdnet_core.lane_format import (
+    LENGTH,
+    LOGITS,
+    NMS_LENGTH,
+    NMS_XS,
+    NUM_OFFSETS,
+    NUM_STRIPS,
+    POSITIVE_LOGIT,
+    ROW_WIDTH,
+    START_Y,
+    THETA,
+    XS,
+    prior_ys,
+)
+from clrkdnet_core.postprocess.nms import lane_nms_batched
 
 # (lanes, scores, eligible, nms_thres, top_k) -> (keep, count): nms.lane_nms_batched or the Triton one.
 BatchedNms = Callable[
@@ -26,14 +38,14 @@ BatchedNms = Callable[
 
 # Normalised image y of each row (row 0 = bottom): the head's float32 buffer, which the reference decodes in
 # double (1 - r/71 computed otherwise differs in the last bit for some rows).
-PRIOR_YS = prior_ys(N_OFFSETS).double().numpy()
+PRIOR_YS = prior_ys().double().numpy()
 
 
 def nms_rows(pred: torch.Tensor, img_w: int) -> torch.Tensor:
     """The kernel's 77-wide rows from predictions (..., 78): theta dropped, length in rows, xs in pixels."""
-    rows = torch.cat([pred[..., :4], pred[..., 5:]], dim=-1)
-    rows[..., 4] *= N_STRIPS
-    rows[..., 5:] *= img_w - 1
+    rows = torch.cat([pred[..., :THETA], pred[..., LENGTH:]], dim=-1)
+    rows[..., NMS_LENGTH] *= NUM_STRIPS
+    rows[..., NMS_XS] *= img_w - 1
     return rows
 
 
@@ -46,14 +58,14 @@ def valid_rows(pred: torch.Tensor) -> torch.Tensor:
     to ``start``. Rows from ``end + 1`` up are cleared with Python slice semantics, as the reference does
     (``xs[end + 1:] = -2``): an ``end + 1`` below zero counts from the top row.
     """
-    xs = pred[..., 6:]
-    start = torch.round(pred[..., 2].double() * N_STRIPS).clamp(0, N_STRIPS).long()
+    xs = pred[..., XS]
+    start = torch.round(pred[..., START_Y].double() * NUM_STRIPS).clamp(0, NUM_STRIPS).long()
     # Clamping before the cast keeps absurd lengths finite without changing any slice they produce.
-    length = torch.round(pred[..., 5] * N_STRIPS).clamp(-4 * N_OFFSETS, 4 * N_OFFSETS).long()
-    end = (start + length - 1).clamp(max=N_STRIPS)
-    cut = torch.where(end >= -1, end + 1, (N_OFFSETS + end + 1).clamp(min=0))
+    length = torch.round(pred[..., LENGTH] * NUM_STRIPS).clamp(-4 * NUM_OFFSETS, 4 * NUM_OFFSETS).long()
+    end = (start + length - 1).clamp(max=NUM_STRIPS)
+    cut = torch.where(end >= -1, end + 1, (NUM_OFFSETS + end + 1).clamp(min=0))
 
-    rows = torch.arange(N_OFFSETS, device=pred.device)
+    rows = torch.arange(NUM_OFFSETS, device=pred.device)
     below_start = rows < start[..., None]
     outside = below_start & ~((xs >= 0) & (xs <= 1))
     # Rows below the start survive only if no row between them and the start leaves the image.
@@ -64,9 +76,7 @@ def valid_rows(pred: torch.Tensor) -> torch.Tensor:
 def decode_predictions(
     pred: torch.Tensor,
     geometry: ImageGeometry | Sequence[ImageGeometry],
-    conf_threshold: float,
-    nms_thres: float,
-    max_lanes: int,
+    test: TestConfig,
     nms: BatchedNms = lane_nms_batched,
 ) -> list[list[Lane]]:
     """Decode the network output of a batch into lanes.
@@ -74,18 +84,18 @@ def decode_predictions(
     Args:
         pred: (B, P, 78) last-stage predictions (any float dtype, any device).
         geometry: the image geometry the lanes are mapped to, or one per image (sizes may differ).
-        conf_threshold: minimum softmax score of a lane.
-        nms_thres: lane NMS threshold in pixels of the 800-wide input.
-        max_lanes: at most this many lanes per image.
+        test: the decoding settings (usually ``preset.test``): lanes scoring at least ``conf_threshold``
+            (softmax), lane NMS at ``nms_thres`` pixels of the 800-wide input, at most ``max_lanes`` lanes
+            per image.
         nms: the batched lane NMS (the vectorised PyTorch one; ``nms_triton.lane_nms_batched`` on CUDA).
 
     Returns:
         Per image, the kept lanes by descending score (lanes with fewer than 2 points are dropped), with
         points in that image's pixels, top to bottom.
     """
-    if not isinstance(pred, torch.Tensor) or pred.ndim != 3 or pred.shape[-1] != PRED_WIDTH:
+    if not isinstance(pred, torch.Tensor) or pred.ndim != 3 or pred.shape[-1] != ROW_WIDTH:
         shape = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
-        raise InputError(f"predictions must be a (B, P, {PRED_WIDTH}) tensor, got {shape}")
+        raise InputError(f"predictions must be a (B, P, {ROW_WIDTH}) tensor, got {shape}")
     geometries = [geometry] * len(pred) if isinstance(geometry, ImageGeometry) else list(geometry)
     if len(geometries) != len(pred):
         raise InputError(f"got {len(geometries)} image geometries for a batch of {len(pred)}")
@@ -95,18 +105,18 @@ def decode_predictions(
         return []
 
     pred = pred.detach().float()
-    scores = torch.softmax(pred[..., :2], dim=-1)[..., 1]
-    eligible = scores >= conf_threshold
-    keep, _ = nms(nms_rows(pred, geometries[0].img_w), scores, eligible, nms_thres, max_lanes)
+    scores = torch.softmax(pred[..., LOGITS], dim=-1)[..., POSITIVE_LOGIT]
+    eligible = scores >= test.conf_threshold
+    keep, _ = nms(nms_rows(pred, geometries[0].img_w), scores, eligible, test.nms_thres, test.max_lanes)
 
     kept = keep >= 0
     index = keep.clamp(min=0)
-    selected = torch.gather(pred, 1, index[..., None].expand(-1, -1, PRED_WIDTH))
+    selected = torch.gather(pred, 1, index[..., None].expand(-1, -1, ROW_WIDTH))
     packed = torch.cat(
         [
             kept[..., None].float(),
             torch.gather(scores, 1, index)[..., None],
-            selected[..., 6:],
+            selected[..., XS],
             valid_rows(selected).float(),
         ],
         dim=-1,
@@ -124,7 +134,7 @@ def _lanes_of_image(packed: np.ndarray, geometry: ImageGeometry) -> list[Lane]:
     for row in packed:
         if not row[0]:
             continue
-        valid = np.flatnonzero(row[2 + N_OFFSETS :])[::-1]  # top to bottom
+        valid = np.flatnonzero(row[2 + NUM_OFFSETS :])[::-1]  # top to bottom
         if len(valid) <= 1:
             continue
         xs = row[2:][valid].astype(np.float64) * ori_w

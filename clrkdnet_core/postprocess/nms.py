@@ -2,9 +2,9 @@
 
 The reference (``nms_kernel.cu`` of CLRNet, LaneATT and CLRerNet) works on rows of 77 floats
 ``[logit0, logit1, start_y, start_x, length, x_0 .. x_71]`` (length in rows, xs in pixels of the 800-wide
-input). Two lanes overlap when their common rows are at less than ``overlap_threshold`` pixels mean horizontal
-distance. Lanes are visited by descending score; a lane is kept when no kept lane overlaps it, until ``top_k``
-lanes are kept.
+input; ``lane_format.NMS_*``). Two lanes overlap when their common rows are at less than
+``overlap_threshold`` pixels mean horizontal distance. Lanes are visited by descending score; a lane is kept
+when no kept lane overlaps it, until ``top_k`` lanes are kept.
 
 The pairwise test reproduces the kernel's C arithmetic (MODEL.md 5.2):
 
@@ -23,9 +23,14 @@ Ties in score are broken by index (stable descending sort), the rule a filtered 
 import numpy as np
 import torch
 
-N_OFFSETS = 72
-N_STRIPS = N_OFFSETS - 1
-ROW_WIDTH = 5 + N_OFFSETS  # [logit0, logit1, start_y, start_x, length, 72 xs]
+from clrkdnet_core.lane_format import (
+    NMS_FIRST_X,
+    NMS_LENGTH,
+    NMS_ROW_WIDTH,
+    NUM_OFFSETS,
+    NUM_STRIPS,
+    START_Y,
+)
 
 
 def kernel_row_limits(lanes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,10 +38,10 @@ def kernel_row_limits(lanes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Casts to int saturate to the int32 range like the GPU's float-to-int conversion.
     """
-    start_y = lanes[..., 2].float()
-    length = lanes[..., 4].float()
+    start_y = lanes[..., START_Y].float()
+    length = lanes[..., NMS_LENGTH].float()
     int32 = torch.iinfo(torch.int32)
-    start = torch.trunc((start_y * N_STRIPS).double() + 0.5).clamp(int32.min, int32.max)
+    start = torch.trunc((start_y * NUM_STRIPS).double() + 0.5).clamp(int32.min, int32.max)
     end_sum = (start.float() + length) - 1.0
     end = torch.trunc(end_sum.double() + 0.5 - (length - 1.0 < 0).double()).clamp(int32.min, int32.max)
     return start.long(), end.long()
@@ -51,11 +56,11 @@ def _overlaps(
 ) -> torch.Tensor:
     """The kernel's ``devIoU`` of lanes ``a`` and ``b``: broadcasting (..., 77) rows and their row limits."""
     common_start = torch.maximum(a_rows[0], b_rows[0])
-    common_end = torch.minimum(a_rows[1], b_rows[1]).clamp(max=N_OFFSETS - 1)
-    first_col = (common_start + 5) & 0xFF  # the kernel's loop index is an unsigned char
-    last_col = common_end + 5
+    common_end = torch.minimum(a_rows[1], b_rows[1]).clamp(max=NUM_OFFSETS - 1)
+    first_col = (common_start + NMS_FIRST_X) & 0xFF  # the kernel's loop index is an unsigned char
+    last_col = common_end + NMS_FIRST_X
 
-    col = torch.arange(ROW_WIDTH, device=a.device)
+    col = torch.arange(NMS_ROW_WIDTH, device=a.device)
     outside = (col < first_col[..., None]) | (col > last_col[..., None])
     # Adding 0.0 outside the kernel's column range leaves its float32 sum unchanged.
     dist = _sum_in_order((a - b).abs_().masked_fill_(outside, 0.0))
@@ -131,7 +136,7 @@ def greedy_keep(
             suppressed = torch.gather(overlap, 1, first.view(-1, 1, 1).expand(-1, 1, n)).squeeze(1)
         else:
             pick = first.view(-1, 1)
-            chosen = torch.gather(sorted_lanes, 1, pick[..., None].expand(-1, 1, ROW_WIDTH))
+            chosen = torch.gather(sorted_lanes, 1, pick[..., None].expand(-1, 1, NMS_ROW_WIDTH))
             chosen_rows = (rows[0].gather(1, pick), rows[1].gather(1, pick))
             suppressed = _overlaps(chosen, chosen_rows, sorted_lanes, rows, overlap_threshold)
         alive &= ~suppressed & (positions != first[:, None])
@@ -158,8 +163,8 @@ def lane_nms_batched(
         ``keep`` (B, K) int64 indices into N in descending score order, padded with -1, and ``count`` (B,)
         int64, the number of kept lanes per image. K is ``top_k`` (N if ``top_k < 1``).
     """
-    if lanes.ndim != 3 or lanes.shape[-1] != ROW_WIDTH:
-        raise ValueError(f"lanes must have shape (B, N, {ROW_WIDTH}), got {tuple(lanes.shape)}")
+    if lanes.ndim != 3 or lanes.shape[-1] != NMS_ROW_WIDTH:
+        raise ValueError(f"lanes must have shape (B, N, {NMS_ROW_WIDTH}), got {tuple(lanes.shape)}")
     batch, n = scores.shape
     width = n if top_k < 1 else top_k
     keep = torch.full((batch, width), -1, dtype=torch.long, device=lanes.device)
@@ -175,7 +180,7 @@ def lane_nms_batched(
         # Host reads are free on the CPU: drop the ineligible tail before the pairwise tests.
         candidates = int(sorted_eligible.sum(dim=1).max())
         order, sorted_eligible = order[:, :candidates], sorted_eligible[:, :candidates]
-    sorted_lanes = torch.gather(lanes, 1, order[:, :, None].expand(-1, -1, ROW_WIDTH))
+    sorted_lanes = torch.gather(lanes, 1, order[:, :, None].expand(-1, -1, NMS_ROW_WIDTH))
 
     kept_positions = greedy_keep(sorted_lanes, sorted_eligible, overlap_threshold, top_k)
     kept = kept_positions >= 0
@@ -200,7 +205,8 @@ def lane_nms(lanes: torch.Tensor, scores: torch.Tensor, overlap_threshold: float
     """
     if lanes.ndim != 2 or scores.shape != lanes.shape[:1]:
         raise ValueError(
-            f"expected lanes (N, 77) and scores (N,), got {tuple(lanes.shape)} and {tuple(scores.shape)}"
+            f"expected lanes (N, {NMS_ROW_WIDTH}) and scores (N,), "
+            f"got {tuple(lanes.shape)} and {tuple(scores.shape)}"
         )
     eligible = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
     keep, count = lane_nms_batched(lanes[None], scores[None], eligible[None], overlap_threshold, top_k)

@@ -18,8 +18,16 @@ import torch
 import triton
 import triton.language as tl
 
+from clrkdnet_core.lane_format import (
+    NMS_FIRST_X,
+    NMS_LENGTH,
+    NMS_ROW_WIDTH,
+    NMS_XS,
+    NUM_OFFSETS,
+    START_Y,
+)
 from clrkdnet_core.postprocess import nms
-from clrkdnet_core.postprocess.nms import N_OFFSETS, ROW_WIDTH, kernel_row_limits
+from clrkdnet_core.postprocess.nms import kernel_row_limits
 
 
 @triton.jit
@@ -31,6 +39,7 @@ def _overlap_kernel(
     n,
     threshold,
     ROW: tl.constexpr,
+    FIRST_X: tl.constexpr,
     LAST_ROW: tl.constexpr,
     BLOCK_I: tl.constexpr,
     BLOCK_J: tl.constexpr,
@@ -48,8 +57,8 @@ def _overlap_kernel(
     start = tl.maximum(start_a[:, None], start_b[None, :])
     end = tl.minimum(tl.minimum(end_a[:, None], end_b[None, :]), LAST_ROW)
     # The reference loops `for (unsigned char i = 5 + start; i <= 5 + end; ++i)` over the 77-wide row.
-    first_col = (start + 5) & 255
-    last_col = end + 5
+    first_col = (start + FIRST_X) & 255
+    last_col = end + FIRST_X
     lane_a = lanes_ptr + (base + rows_i) * ROW
     lane_b = lanes_ptr + (base + rows_j) * ROW
     dist = tl.zeros((BLOCK_I, BLOCK_J), dtype=tl.float32)
@@ -92,8 +101,8 @@ def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tenso
     """
     lanes = lanes.float().contiguous()
     batch, n, width = lanes.shape
-    if width != ROW_WIDTH:
-        raise ValueError(f"lanes must have {ROW_WIDTH} columns, got {width}")
+    if width != NMS_ROW_WIDTH:
+        raise ValueError(f"lanes must have {NMS_ROW_WIDTH} columns, got {width}")
     start, end = (limit.to(torch.int32).contiguous() for limit in kernel_row_limits(lanes))
     overlap = torch.empty((batch, n, n), dtype=torch.int8, device=lanes.device)
     if batch == 0 or n == 0:
@@ -107,8 +116,9 @@ def overlap_matrix(lanes: torch.Tensor, overlap_threshold: float) -> torch.Tenso
         overlap,
         n,
         float(overlap_threshold),
-        ROW=ROW_WIDTH,
-        LAST_ROW=N_OFFSETS - 1,
+        ROW=NMS_ROW_WIDTH,
+        FIRST_X=NMS_FIRST_X,
+        LAST_ROW=NUM_OFFSETS - 1,
         BLOCK_I=block,
         BLOCK_J=block,
     )
@@ -131,8 +141,8 @@ def lane_nms_batched(
         ``keep`` (B, K) int64 indices into N in descending score order, padded with -1, and ``count`` (B,)
         int64. K is ``top_k`` (N if ``top_k < 1``).
     """
-    if lanes.ndim != 3 or lanes.shape[-1] != ROW_WIDTH:
-        raise ValueError(f"lanes must have shape (B, N, {ROW_WIDTH}), got {tuple(lanes.shape)}")
+    if lanes.ndim != 3 or lanes.shape[-1] != NMS_ROW_WIDTH:
+        raise ValueError(f"lanes must have shape (B, N, {NMS_ROW_WIDTH}), got {tuple(lanes.shape)}")
     batch, n = scores.shape
     width = n if top_k < 1 else top_k
     keep = torch.full((batch, width), -1, dtype=torch.long, device=lanes.device)
@@ -144,7 +154,7 @@ def lane_nms_batched(
     order = torch.gather(
         order, 1, torch.sort(eligible.gather(1, order).byte(), dim=1, descending=True, stable=True).indices
     )
-    sorted_lanes = torch.gather(lanes.float(), 1, order[..., None].expand(-1, -1, ROW_WIDTH)).contiguous()
+    sorted_lanes = torch.gather(lanes.float(), 1, order[..., None].expand(-1, -1, NMS_ROW_WIDTH)).contiguous()
     sorted_eligible = eligible.gather(1, order).to(torch.int8).contiguous()
     overlap = overlap_matrix(sorted_lanes, overlap_threshold).to(torch.int8)
     kept_positions = torch.full((batch, width), -1, dtype=torch.int32, device=lanes.device)
@@ -179,10 +189,10 @@ def check_on(device: torch.device) -> None:
     out of the first frame's latency.
     """
     generator = torch.Generator().manual_seed(0)
-    lanes = torch.rand(2, 64, ROW_WIDTH, generator=generator)
-    lanes[..., 2] *= 1.1
-    lanes[..., 4] *= 72
-    lanes[..., 5:] = lanes[..., 5:] * 60 + torch.rand(2, 64, 1, generator=generator) * 700
+    lanes = torch.rand(2, 64, NMS_ROW_WIDTH, generator=generator)
+    lanes[..., START_Y] *= 1.1
+    lanes[..., NMS_LENGTH] *= NUM_OFFSETS
+    lanes[..., NMS_XS] = lanes[..., NMS_XS] * 60 + torch.rand(2, 64, 1, generator=generator) * 700
     scores = torch.rand(2, 64, generator=generator)
     eligible = scores > 0.3
     expected = nms.lane_nms_batched(lanes, scores, eligible, 50.0, 4)

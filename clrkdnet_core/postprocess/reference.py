@@ -9,10 +9,21 @@ pairwise test and greedy pass are written here as scalar float32 code (``kernel_
 import numpy as np
 import torch
 
+from clrkdnet_core.config import TestConfig
 from clrkdnet_core.geometry import ImageGeometry
 from clrkdnet_core.lane import Lane
+from clrkdnet_core.lane_format import (
+    LENGTH,
+    LOGITS,
+    NMS_FIRST_X,
+    NMS_LENGTH,
+    NUM_OFFSETS,
+    NUM_STRIPS,
+    POSITIVE_LOGIT,
+    START_Y,
+    XS,
+)
 from clrkdnet_core.postprocess.decode import PRIOR_YS, nms_rows
-from clrkdnet_core.postprocess.nms import N_OFFSETS, N_STRIPS
 
 _F32 = np.float32
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -23,18 +34,23 @@ def _c_int(value: float) -> int:
     return min(max(int(value), _INT32_MIN), _INT32_MAX)
 
 
+def _kernel_rows(lane: np.ndarray) -> tuple[int, int]:
+    """First and last row of a 77-wide float32 row, with the kernel's float / double / truncation mix."""
+    start = _c_int(float(_F32(lane[START_Y] * _F32(NUM_STRIPS))) + 0.5)
+    length = lane[NMS_LENGTH]
+    end = _c_int(float(_F32(_F32(start) + length) - _F32(1)) + 0.5 - float(_F32(length - _F32(1)) < 0))
+    return start, end
+
+
 def kernel_overlap(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
     """``devIoU`` of the CUDA kernel for two 77-wide float32 rows: True when the lanes overlap."""
-    start_a = _c_int(float(_F32(a[2] * _F32(N_STRIPS))) + 0.5)
-    start_b = _c_int(float(_F32(b[2] * _F32(N_STRIPS))) + 0.5)
+    (start_a, end_a), (start_b, end_b) = _kernel_rows(a), _kernel_rows(b)
     start = max(start_a, start_b)
-    end_a = _c_int(float(_F32(_F32(start_a) + a[4]) - _F32(1)) + 0.5 - float(_F32(a[4] - _F32(1)) < 0))
-    end_b = _c_int(float(_F32(_F32(start_b) + b[4]) - _F32(1)) + 0.5 - float(_F32(b[4] - _F32(1)) < 0))
-    end = min(end_a, end_b, N_OFFSETS - 1)
+    end = min(end_a, end_b, NUM_OFFSETS - 1)
     if end < start:
         return False
     # for (unsigned char i = 5 + start; i <= 5 + end; ++i) dist += |a[i] - b[i]|, accumulated in float32.
-    first, last = (5 + start) % 256, 5 + end
+    first, last = (NMS_FIRST_X + start) % 256, NMS_FIRST_X + end
     dist = _F32(0)
     if first <= last:
         # add.accumulate adds strictly left to right in float32, like the kernel's loop.
@@ -65,23 +81,21 @@ def reference_lane_nms(
 def reference_decode(
     pred: torch.Tensor,
     geometry: ImageGeometry,
-    conf_threshold: float,
-    nms_thres: float,
-    max_lanes: int,
+    test: TestConfig,
 ) -> list[list[Lane]]:
     """Decode (B, P, 78) predictions like the official ``get_lanes`` + ``predictions_to_pred``, on the CPU."""
     decoded = []
     for predictions in pred.detach().float().cpu():
-        scores = torch.softmax(predictions[:, :2], dim=1)[:, 1]
-        above = scores >= conf_threshold
+        scores = torch.softmax(predictions[:, LOGITS], dim=1)[:, POSITIVE_LOGIT]
+        above = scores >= test.conf_threshold
         predictions, scores = predictions[above], scores[above]
         keep = torch.from_numpy(
             reference_lane_nms(
-                nms_rows(predictions, geometry.img_w).numpy(), scores.numpy(), nms_thres, max_lanes
+                nms_rows(predictions, geometry.img_w).numpy(), scores.numpy(), test.nms_thres, test.max_lanes
             )
         )
         predictions, scores = predictions[keep], scores[keep]
-        predictions[:, 5] = torch.round(predictions[:, 5] * N_STRIPS)
+        predictions[:, LENGTH] = torch.round(predictions[:, LENGTH] * NUM_STRIPS)
         decoded.append(
             [
                 lane
@@ -94,10 +108,10 @@ def reference_decode(
 
 def _prediction_to_lane(prediction: np.ndarray, score: float, geometry: ImageGeometry) -> Lane | None:
     """``predictions_to_pred`` for one prediction, in original-image pixels; None for lanes of <= 1 point."""
-    lane_xs = prediction[6:].copy()
-    start = min(max(0, round(float(prediction[2]) * N_STRIPS)), N_STRIPS)
-    length = round(float(prediction[5]))
-    end = min(start + length - 1, N_OFFSETS - 1)
+    lane_xs = prediction[XS].copy()
+    start = min(max(0, round(float(prediction[START_Y]) * NUM_STRIPS)), NUM_STRIPS)
+    length = round(float(prediction[LENGTH]))
+    end = min(start + length - 1, NUM_OFFSETS - 1)
     inside = (lane_xs[:start] >= 0.0) & (lane_xs[:start] <= 1.0)
     mask = ~(inside[::-1].cumprod()[::-1].astype(bool))
     lane_xs[end + 1 :] = -2

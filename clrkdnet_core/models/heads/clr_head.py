@@ -4,11 +4,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from clrkdnet_core.lane_format import LINE, NUM_OFFSETS, NUM_PRIORS, prior_ys
 from clrkdnet_core.models.heads import priors as prior_math
 from clrkdnet_core.models.heads.roi_gather import ROIGather
 from clrkdnet_core.models.heads.seg_decoder import SegDecoder
 
 SEG_IGNORE_INDEX = 255
+# Columns of the regression layer's output: the line's update, the length, the offsets added to the line.
+_REG_LINE, _REG_LENGTH, _REG_OFFSETS = slice(0, 3), slice(3, 4), slice(4, None)
 
 
 def _fc_branch(width: int, layers: int = 2) -> nn.Sequential:
@@ -19,20 +22,17 @@ def _fc_branch(width: int, layers: int = 2) -> nn.Sequential:
 
 
 class CLRHead(nn.Module):
-    """Refines the priors once per stage; each stage predicts (B, P, 6 + num_points) lane rows.
+    """Refines the 192 priors once per stage; each stage predicts (B, 192, 78) lane rows (``lane_format``).
 
-    Row layout: 2 class logits, start_y, start_x, theta, length, num_points xs (MODEL.md section 0).
     The prior table is a buffer: regenerated from ``prior_embeddings`` on every training forward (so the
     embeddings get gradients) and used as stored in eval mode, which reproduces official checkpoints exactly.
     """
 
     def __init__(
         self,
-        num_priors: int = 192,
         refine_layers: int = 3,
         fc_hidden_dim: int = 64,
         prior_feat_channels: int = 64,
-        num_points: int = 72,
         sample_points: int = 36,
         seg_classes: int = 5,
         bg_weight: float = 0.4,
@@ -40,16 +40,16 @@ class CLRHead(nn.Module):
         img_h: int = 320,
     ) -> None:
         super().__init__()
-        self.num_priors = num_priors
+        self.num_priors = NUM_PRIORS
         self.refine_layers = refine_layers
         self.img_w, self.img_h = img_w, img_h
-        rows = prior_math.sample_x_indexs(num_points, sample_points)
+        rows = prior_math.sample_x_indexs(NUM_OFFSETS, sample_points)
         self.register_buffer("sample_x_indexs", rows)
-        self.register_buffer("prior_feat_ys", prior_math.prior_feat_ys(rows, num_points))
-        self.register_buffer("prior_ys", prior_math.prior_ys(num_points))
-        self.prior_embeddings = nn.Embedding(num_priors, 3)
+        self.register_buffer("prior_feat_ys", prior_math.prior_feat_ys(rows, NUM_OFFSETS))
+        self.register_buffer("prior_ys", prior_ys())
+        self.prior_embeddings = nn.Embedding(NUM_PRIORS, 3)
         with torch.no_grad():
-            self.prior_embeddings.weight.copy_(prior_math.initial_prior_embeddings(num_priors))
+            self.prior_embeddings.weight.copy_(prior_math.initial_prior_embeddings(NUM_PRIORS))
             priors, priors_on_featmap = self._generate_priors()
         self.register_buffer("priors", priors)
         self.register_buffer("priors_on_featmap", priors_on_featmap)
@@ -58,11 +58,9 @@ class CLRHead(nn.Module):
         self.reg_modules = _fc_branch(fc_hidden_dim)
         self.cls_modules = _fc_branch(fc_hidden_dim)
         self.roi_gather = ROIGather(
-            prior_feat_channels, num_priors, sample_points, fc_hidden_dim, refine_layers
+            prior_feat_channels, NUM_PRIORS, sample_points, fc_hidden_dim, refine_layers
         )
-        self.reg_layers = nn.Linear(
-            fc_hidden_dim, 4 + num_points
-        )  # d start_y, d start_x, d theta, length, xs
+        self.reg_layers = nn.Linear(fc_hidden_dim, 4 + NUM_OFFSETS)  # see _REG_*
         self.cls_layers = nn.Linear(fc_hidden_dim, 2)
         seg_weights = torch.ones(seg_classes)
         seg_weights[0] = bg_weight
@@ -95,7 +93,7 @@ class CLRHead(nn.Module):
                 self.priors_on_featmap.copy_(priors_on_featmap)
         else:
             priors, priors_on_featmap = self.priors, self.priors_on_featmap
-        params = priors[:, 2:5].expand(batch_size, -1, -1)
+        params = priors[:, LINE].expand(batch_size, -1, -1)
         xs_on_featmap = priors_on_featmap.expand(batch_size, -1, -1)
         one_minus_ys = 1 - self.prior_ys
 
@@ -114,9 +112,10 @@ class CLRHead(nn.Module):
             features = roi.reshape(batch_size * self.num_priors, -1)
             cls = self.cls_layers(self.cls_modules(features)).view(batch_size, self.num_priors, -1)
             reg = self.reg_layers(self.reg_modules(features)).view(batch_size, self.num_priors, -1)
-            params = stage_params + reg[..., :3]
+            params = stage_params + reg[..., _REG_LINE]
             lines = prior_math.line_xs(params, one_minus_ys, self.img_w, self.img_h)
-            predictions.append(torch.cat([cls, params, reg[..., 3:4], lines + reg[..., 4:]], dim=-1))
+            row = [cls, params, reg[..., _REG_LENGTH], lines + reg[..., _REG_OFFSETS]]
+            predictions.append(torch.cat(row, dim=-1))
             if stage < self.refine_layers - 1:
                 # the next stage starts from the refined line without the offsets, without gradient
                 params = params.detach()

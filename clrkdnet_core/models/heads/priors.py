@@ -1,7 +1,7 @@
 """Lane priors: the initial (start_y, start_x, theta) table, the sampling rows and the line equation.
 
-Rows are counted from the bottom of the network input (row 0 = bottom, row num_points-1 = top); x and start_x
-are normalised by (img_w - 1), start_y by the number of strips, theta by pi (MODEL.md sections 0 and 1.4).
+Rows and units are those of :mod:`clrkdnet_core.lane_format` (row 0 = bottom; x and start_x normalised by
+(img_w - 1), start_y by the number of strips, theta by pi; MODEL.md sections 0 and 1.4).
 """
 
 import math
@@ -10,10 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
-def prior_ys(num_points: int) -> Tensor:
-    """Normalised image y (0 = top, 1 = bottom) of each row, bottom row first: linspace(1, 0)."""
-    return torch.linspace(1, 0, steps=num_points, dtype=torch.float32)
+from clrkdnet_core.lane_format import LINE, ROW_WIDTH, XS
 
 
 def sample_x_indexs(num_points: int, sample_points: int) -> Tensor:
@@ -50,7 +47,8 @@ def initial_prior_embeddings(num_priors: int) -> Tensor:
 def line_xs(params: Tensor, one_minus_ys: Tensor, img_w: int, img_h: int) -> Tensor:
     """x / (img_w - 1) at every row of the lines through (start_y, start_x) with angle theta * pi.
 
-    ``params`` (..., 3) = start_y, start_x, theta; ``one_minus_ys`` = 1 - prior_ys. Returns (..., num_points).
+    ``params`` (..., 3) = start_y, start_x, theta; ``one_minus_ys`` = 1 - ``lane_format.prior_ys()``.
+    Returns (..., num_points).
     The operation order is the reference's, so results match it to the last bit.
     """
     start_y, start_x, theta = params[..., 0:1], params[..., 1:2], params[..., 2:3]
@@ -62,10 +60,10 @@ def line_xs(params: Tensor, one_minus_ys: Tensor, img_w: int, img_h: int) -> Ten
 def priors_from_embeddings(
     embeddings: Tensor, prior_ys: Tensor, sample_rows: Tensor, img_w: int, img_h: int
 ) -> tuple[Tensor, Tensor]:
-    """The (P, 6 + num_points) prior table (zeros except start_y, start_x, theta and xs) and its xs at the
-    sample rows (P, sample_points); differentiable in ``embeddings``."""
-    num_priors = embeddings.shape[0]
+    """The (P, 78) prior table (zeros except start_y, start_x, theta and xs) and its xs at the sample rows
+    (P, sample_points); differentiable in ``embeddings``."""
     xs = line_xs(embeddings, 1 - prior_ys, img_w, img_h)
-    zeros = embeddings.new_zeros((num_priors, 2))
-    priors = torch.cat([zeros, embeddings, zeros[:, :1], xs], dim=1)
+    priors = embeddings.new_zeros((embeddings.shape[0], ROW_WIDTH))
+    priors[:, LINE] = embeddings
+    priors[:, XS] = xs
     return priors, xs[:, sample_rows]
