@@ -57,6 +57,7 @@ from visualization_msgs.msg import MarkerArray
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import ClrkdnetError, InputError
+from clrkdnet_core.visualization import draw_lanes
 from clrkdnet_core.weights import resolve_weights
 from clrkdnet_ros.conversions import lanes_to_msg
 from clrkdnet_ros.diagnostics import DetectorStats
@@ -237,7 +238,6 @@ class LaneDetectorNode(LifecycleNode):
         self._stats = DetectorStats()
         self._detector = None
         self._detector_lock = threading.Lock()
-        self._draw_lanes = None
         self._camera_info: CameraInfo | None = None
         self._processing_enabled = True
         self._active = False
@@ -326,9 +326,7 @@ class LaneDetectorNode(LifecycleNode):
         weights = resolve_weights(weights)  # a path, or an official file name in the weights cache
         # Imported here (torch is slow to import) so that wrong parameters fail within a second.
         from clrkdnet_core.inference import LaneDetector
-        from clrkdnet_core.visualization import draw_lanes
 
-        self._draw_lanes = draw_lanes
         preset = load_preset(self.get_parameter("preset").value)
         crop_ratio = self._optional_parameter("crop_ratio")
         if crop_ratio is not None:
@@ -368,7 +366,6 @@ class LaneDetectorNode(LifecycleNode):
         self._outputs = {}
         on_gpu = self._detector is not None and self._detector.device.type == "cuda"
         self._detector = None
-        self._draw_lanes = None
         self._camera_info = None
         if on_gpu:
             import torch
@@ -449,7 +446,7 @@ class LaneDetectorNode(LifecycleNode):
         if self._outputs["markers"].get_subscription_count() > 0:
             self._outputs["markers"].publish(lanes_to_markers(lane_array, intrinsics, lifetime_s))
         if self._outputs["debug_image"].get_subscription_count() > 0:
-            self._outputs["debug_image"].publish(bgr_to_image(self._draw_lanes(image, lanes), msg.header))
+            self._outputs["debug_image"].publish(bgr_to_image(draw_lanes(image, lanes), msg.header))
 
         processing_ms = (time.perf_counter() - start) * 1e3
         latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
