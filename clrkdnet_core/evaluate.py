@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--run-time-ms", type=float, help="TuSimple: run_time to write instead of the measured ms per image"
     )
+    # Accepted as before the scoring moved into memory, where it needs no worker processes.
+    model.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     _add_culane_options(model)
     model.set_defaults(run=_run_model)
     return parser

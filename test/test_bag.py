@@ -3,6 +3,7 @@
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ from clrkdnet_ros.bag.sources import read_source
 from clrkdnet_ros.bag.typestore import lane_typestore
 from clrkdnet_ros.bag.writer import write_bag
 
+REPO = Path(__file__).resolve().parents[1]
 CULANE_SIZE = (1640, 590)
 TUSIMPLE_SIZE = (1280, 720)
 H_SAMPLES = list(range(160, 720, 10))
@@ -163,7 +165,7 @@ def test_tusimple_source_round_trips(tusimple_root, tmp_path):
 def test_eval_of_ground_truth_scores_perfectly_culane(culane_bag, tmp_path):
     with LaneBag(culane_bag) as bag:
         video = OverlayVideo(tmp_path / "overlay.mp4")
-        summary, rows = evaluate_bag(bag, OracleDetector(culane_bag), tmp_path, on_frame=video)
+        summary, rows = evaluate_bag(bag, OracleDetector(culane_bag), on_frame=video)
         video.close()
     summary["model"] = {"preset": "oracle"}
     report = write_report(tmp_path, summary, rows)
@@ -193,7 +195,7 @@ def test_eval_of_ground_truth_scores_perfectly_culane(culane_bag, tmp_path):
 def test_eval_of_ground_truth_scores_perfectly_tusimple(tusimple_root, tmp_path):
     write_bag(read_source("tusimple", tusimple_root), tmp_path / "bag")
     with LaneBag(tmp_path / "bag") as bag:
-        summary, rows = evaluate_bag(bag, OracleDetector(tmp_path / "bag"), tmp_path / "report")
+        summary, rows = evaluate_bag(bag, OracleDetector(tmp_path / "bag"))
     assert summary["metric"] == "tusimple"
     assert summary["metrics"]["accuracy"] == pytest.approx(1.0)
     assert (summary["metrics"]["fp"], summary["metrics"]["fn"], summary["metrics"]["f1"]) == (0.0, 0.0, 1.0)
@@ -211,7 +213,7 @@ def test_eval_counts_misses_and_false_lanes(culane_bag, tmp_path):
             return [Lane(left.points + np.float32([shift, 0.0]), 0.9)]
 
     with LaneBag(culane_bag) as bag:
-        summary, rows = evaluate_bag(bag, LeftLaneOnly(culane_bag), tmp_path)
+        summary, rows = evaluate_bag(bag, LeftLaneOnly(culane_bag))
     assert [(row.tp, row.fp, row.fn) for row in rows] == [(1, 0, 2)] * 3 + [(0, 1, 3)]
     assert (summary["metrics"]["tp"], summary["metrics"]["fp"], summary["metrics"]["fn"]) == (3, 1, 9)
     assert summary["metrics"]["precision"] == 0.75 and summary["metrics"]["recall"] == 0.25
@@ -232,7 +234,7 @@ def test_bag_without_ground_truth_skips_metrics(culane_root, tmp_path):
 
     with LaneBag(bag_path) as bag:
         assert bag.gt_topic is None
-        summary, rows = evaluate_bag(bag, NoLanes(), tmp_path / "report")
+        summary, rows = evaluate_bag(bag, NoLanes())
     assert summary["metrics"] is None and "lanes_gt" in summary["metrics_skipped"]
     assert len(rows) == 4 and all(row.num_gt is None for row in rows)
     summary["model"] = {}
@@ -414,7 +416,7 @@ def test_live_replay_agrees_with_offline_eval_on_processed_frames(culane_root, t
 
     detector = LaneDetector.from_preset("clrkdnet_resnet18_culane", weights, device="cpu")
     with LaneBag(bag_path) as bag:
-        _, offline_rows = evaluate_bag(bag, detector, tmp_path / "offline")
+        _, offline_rows = evaluate_bag(bag, detector)
     offline = {row.index: (row.num_pred, row.tp, row.fp, row.fn) for row in offline_rows}
     for row in live_rows:
         assert offline[int(row["index"])] == tuple(int(row[k]) for k in ("num_pred", "tp", "fp", "fn"))
@@ -484,6 +486,39 @@ def test_bags_recorded_by_humble_are_read_and_scored(culane_root, tmp_path):
     _as_humble_sqlite3_bag(bag_path)
     with LaneBag(bag_path) as bag:
         assert bag.image_topic == "/camera/image_raw"
-        summary, rows = evaluate_bag(bag, OracleDetector(bag_path), tmp_path)
+        summary, rows = evaluate_bag(bag, OracleDetector(bag_path))
     assert len(rows) == 4
     assert (summary["metrics"]["tp"], summary["metrics"]["fp"], summary["metrics"]["fn"]) == (12, 0, 0)
+
+
+def test_bag_eval_and_evaluate_model_give_one_score(tmp_path, capsys):
+    """One scorer: a generated set scored as a bag (`bag eval`), by `evaluate model` and by the official
+    metric over the files `evaluate model` writes gives the same F1@50, F1@75 and mF1, per category too."""
+    from clrkdnet_core.data.synthetic import generate_dataset
+    from clrkdnet_core.evaluate import main as evaluate_main
+
+    models = REPO / "models"
+    root = generate_dataset(tmp_path / "set", "culane", 24, seed=2026, split=(0, 0, 1), progress=False)
+    write_bag(read_source("culane", root), tmp_path / "bag")
+    model = ["--preset", str(models / "clrkdnet_resnet18_synthetic.yaml")]
+    model += ["--weights", str(models / "clrkdnet_resnet18_synthetic.pth"), "--device", "cpu"]
+    argv = ["eval", str(tmp_path / "bag"), *model, "--out", str(tmp_path / "report"), "--no-video"]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    capsys.readouterr()
+
+    scores = ["--iou", "0.5", "0.75", "--mf1", "--json"]
+    argv = ["model", *model, "--dataset", "culane", "--root", str(root), "--out", str(tmp_path / "pred")]
+    assert evaluate_main([*argv, *scores]) == 0
+    in_memory = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    argv = ["culane", "--anno-dir", str(root), "--pred-dir", str(tmp_path / "pred")]
+    assert evaluate_main([*argv, "--list", str(root / "list" / "test.txt"), "--workers", "1", *scores]) == 0
+    from_files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    bag = report["metrics"]
+    assert bag["tp"] > 0 and bag["f1@75"] < bag["f1@50"]  # a real detector, with lanes lost at IoU 0.75
+    for result in (in_memory, from_files):
+        assert (result["f1@50"], result["f1@75"], result["mf1"]) == (bag["f1@50"], bag["f1@75"], bag["mf1"])
+        assert result["thresholds"] == bag["thresholds"]
+        for category, scored in report["per_category"].items():
+            assert result["lists"][category]["thresholds"] == scored["thresholds"]

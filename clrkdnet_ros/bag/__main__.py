@@ -84,7 +84,7 @@ def _eval(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4")
         try:
-            summary, rows = evaluate_bag(bag, detector, out_dir, on_frame=video)
+            summary, rows = evaluate_bag(bag, detector, on_frame=video)
         finally:
             if video is not None:
                 video.close()

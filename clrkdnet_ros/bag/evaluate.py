@@ -2,11 +2,11 @@
 
 The metric follows the frame size: TuSimple's official metric for 1280x720 frames, otherwise the official
 CULane metric (frames of another size are scaled to CULane's 1640x590 first, where its 30-px line width is
-defined). Latency is the wall time of ``detector.detect`` per frame, measured in the same loop after one
-untimed warm-up call on the first frame.
+defined). Both score through the one in-memory scorer (:mod:`clrkdnet_core.metrics.scorer`), so a bag made
+from a dataset scores as ``evaluate model`` scores that dataset. Latency is the wall time of
+``detector.detect`` per frame, measured in the same loop after one untimed warm-up call on the first frame.
 """
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -17,22 +17,12 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from clrkdnet_core.data.formats import CULANE_IMAGE_SIZE, TUSIMPLE_H_SAMPLES, TUSIMPLE_IMAGE_SIZE
 from clrkdnet_core.lane import Lane
-from clrkdnet_core.metrics.culane import (
-    CULANE_COLS,
-    CULANE_ROWS,
-    MF1_THRESHOLDS,
-    ImageMatch,
-    match_image,
-    summarize_counts,
-)
-from clrkdnet_core.metrics.tusimple import evaluate_tusimple, tusimple_bench
+from clrkdnet_core.metrics.results import culane_summary
+from clrkdnet_core.metrics.scorer import CULaneScorer, TuSimpleScorer
 from clrkdnet_core.timing import percentile
 from clrkdnet_ros.bag.bagfile import BagFrame, LaneBag
-
-TUSIMPLE_SIZE = (1280, 720)
-# TuSimple's test rows; GT and predictions are sampled there (x = -2 where a lane does not reach a row).
-TUSIMPLE_H_SAMPLES = tuple(range(160, 720, 10))
 
 
 class Detector(Protocol):
@@ -59,14 +49,14 @@ class FrameResult:
 class Scorer:
     """Scores frames one at a time against their GT and sums them up into the report's summary."""
 
-    def __init__(self, bag: LaneBag, out_dir: Path) -> None:
+    # out_dir: no longer used (scoring is in memory); accepted until bag replay stops passing it.
+    def __init__(self, bag: LaneBag, out_dir: Path | None = None) -> None:
         self.bag = bag
-        self.out_dir = Path(out_dir)
         self.rows: list[FrameResult] = []
         self.metric: str | None = None
         self.image_size: list[int] | None = None
-        self._matches: list[ImageMatch] = []
-        self._tusimple_lines: list[tuple[dict, dict]] = []
+        self._culane = CULaneScorer()
+        self._tusimple = TuSimpleScorer()
 
     def add(self, frame: BagFrame, lanes: list[Lane], latency_ms: float) -> FrameResult:
         """Score one frame's predicted ``lanes`` (found in ``latency_ms``)."""
@@ -74,15 +64,33 @@ class Scorer:
         if self.metric is None:
             height, width = frame.image.shape[:2]
             self.image_size = [width, height]
-            self.metric = "tusimple" if (width, height) == TUSIMPLE_SIZE else "culane"
+            self.metric = "tusimple" if (width, height) == TUSIMPLE_IMAGE_SIZE else "culane"
         if frame.gt_lanes is not None:
             row.num_gt = len(frame.gt_lanes)
             if self.metric == "tusimple":
-                self._tusimple_lines.append(_tusimple_frame(frame, lanes, row))
+                self._add_tusimple(frame, lanes, row)
             else:
-                self._matches.append(_culane_frame(frame, lanes, row))
+                self._add_culane(frame, lanes, row)
         self.rows.append(row)
         return row
+
+    def _add_culane(self, frame: BagFrame, lanes: list[Lane], row: FrameResult) -> None:
+        height, width = frame.image.shape[:2]
+        scale = np.array([CULANE_IMAGE_SIZE[0] / width, CULANE_IMAGE_SIZE[1] / height], dtype=np.float32)
+        scaled = [Lane(lane.points * scale, lane.score) for lane in lanes]
+        # GT as its .lines.txt lists it, bottom to top: the official spline depends on the direction.
+        gt = [(lane.points * scale)[::-1] for lane in frame.gt_lanes]
+        match = self._culane.add(_frame_name(frame), scaled, gt, CULANE_IMAGE_SIZE)
+        row.tp, row.fp, row.fn = match.counts(0.5)
+        row.f1 = f1_score(row.tp, row.fp, row.fn)
+
+    def _add_tusimple(self, frame: BagFrame, lanes: list[Lane], row: FrameResult) -> None:
+        gt_xs = [sample_at_rows(lane, TUSIMPLE_H_SAMPLES) for lane in frame.gt_lanes]
+        gt_xs = [xs for xs in gt_xs if any(x >= 0 for x in xs)]
+        # Run time 0 (the default): the official 200 ms rule would score every CPU frame as a miss; latency is
+        # reported apart.
+        name = _frame_name(frame)
+        row.accuracy, _, _ = self._tusimple.add(name, lanes, gt_xs, TUSIMPLE_H_SAMPLES, TUSIMPLE_IMAGE_SIZE)
 
     def summary(self) -> dict:
         """Bag, topics, frame count, latency statistics and the metrics (or why they were skipped)."""
@@ -107,31 +115,34 @@ class Scorer:
         elif not self.rows:
             summary["metrics_skipped"] = "no frame was scored"
         elif self.metric == "tusimple":
-            summary.update(metric=self.metric, metrics=_tusimple_summary(self._tusimple_lines, self.out_dir))
+            summary.update(metric=self.metric, metrics=self._tusimple.result())
         else:
-            scored = [row for row in self.rows if row.num_gt is not None]
             summary.update(
                 metric=self.metric,
-                metrics=_culane_summary(self._matches),
-                per_category=_per_category(scored, self._matches),
+                metrics=culane_summary(self._culane.result()),
+                per_category=self._per_category(),
             )
         return summary
 
+    def _per_category(self) -> dict | None:
+        """CULane results of the scored frames of each known category."""
+        by_category: dict[str, list[str]] = {}
+        for row in self.rows:
+            if row.category and row.num_gt is not None:
+                by_category.setdefault(row.category, []).append(_frame_name(row))
+        if not by_category:
+            return None
+        return {name: culane_summary(self._culane.result(names)) for name, names in by_category.items()}
+
 
 def evaluate_bag(
-    bag: LaneBag,
-    detector: Detector,
-    out_dir: Path,
-    on_frame: Callable[[BagFrame, list[Lane]], None] | None = None,
+    bag: LaneBag, detector: Detector, on_frame: Callable[[BagFrame, list[Lane]], None] | None = None
 ) -> tuple[dict, list[FrameResult]]:
     """Detect on every image of ``bag``; returns the summary (metrics, latency) and the per-frame rows.
 
-    ``out_dir`` receives the official-format files the TuSimple metric reads. ``on_frame`` sees every frame
-    with its predictions (the report uses it for the overlay video).
+    ``on_frame`` sees every frame with its predictions (the report uses it for the overlay video).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scorer = Scorer(bag, out_dir)
+    scorer = Scorer(bag)
     for frame in tqdm(bag.frames(), total=bag.num_frames, desc="evaluating", unit="frame"):
         if frame.index == 0:
             detector.detect(frame.image)  # warm-up, untimed: lazy initialisation is not per-frame latency
@@ -156,66 +167,8 @@ def latency_stats(latencies_ms: list[float]) -> dict:
     }
 
 
-def _culane_frame(frame: BagFrame, lanes: list[Lane], row: FrameResult) -> ImageMatch:
-    height, width = frame.image.shape[:2]
-    scale = np.array([CULANE_COLS / width, CULANE_ROWS / height], dtype=np.float32)
-    match = match_image(
-        [lane.points * scale for lane in lanes], [lane.points * scale for lane in frame.gt_lanes]
-    )
-    row.tp, row.fp, row.fn = match.counts(0.5)
-    row.f1 = f1_score(row.tp, row.fp, row.fn)
-    return match
-
-
-def _culane_summary(matches: list[ImageMatch]) -> dict:
-    thresholds = {}
-    for threshold in MF1_THRESHOLDS:
-        tp, fp, fn = (
-            np.sum([m.counts(threshold) for m in matches], axis=0, dtype=int) if matches else (0, 0, 0)
-        )
-        thresholds[f"{threshold:.2f}"] = summarize_counts(int(tp), int(fp), int(fn))
-    f1s = [thresholds[f"{t:.2f}"]["f1"] for t in MF1_THRESHOLDS]
-    return {
-        **thresholds["0.50"],
-        "f1@50": thresholds["0.50"]["f1"],
-        "f1@75": thresholds["0.75"]["f1"],
-        "mf1": float(np.mean(f1s)),
-        "thresholds": thresholds,
-    }
-
-
-def _per_category(scored: list[FrameResult], matches: list[ImageMatch]) -> dict | None:
-    """CULane results per category (summed counts at IoU 0.5) for frames whose category is known."""
-    by_category: dict[str, list] = {}
-    for row, match in zip(scored, matches, strict=True):
-        if row.category:
-            by_category.setdefault(row.category, []).append(match)
-    if not by_category:
-        return None
-    result = {}
-    for name, category_matches in by_category.items():
-        tp, fp, fn = np.sum([m.counts(0.5) for m in category_matches], axis=0, dtype=int)
-        result[name] = {**summarize_counts(int(tp), int(fp), int(fn)), "images": len(category_matches)}
-    return result
-
-
-def _tusimple_frame(frame: BagFrame, lanes: list[Lane], row: FrameResult) -> tuple[dict, dict]:
-    name = f"frame_{frame.index:06d}"
-    gt_xs = [sample_at_rows(lane, TUSIMPLE_H_SAMPLES) for lane in frame.gt_lanes]
-    gt_xs = [xs for xs in gt_xs if any(x >= 0 for x in xs)]
-    pred_xs = [sample_at_rows(lane, TUSIMPLE_H_SAMPLES) for lane in lanes]
-    # run_time 0: the official 200 ms rule would score every CPU frame as a miss; latency is reported apart.
-    row.accuracy, _, _ = tusimple_bench(pred_xs, gt_xs, TUSIMPLE_H_SAMPLES, run_time=0.0)
-    gt = {"raw_file": name, "lanes": gt_xs, "h_samples": list(TUSIMPLE_H_SAMPLES)}
-    pred = {"raw_file": name, "lanes": pred_xs, "run_time": 0}
-    return pred, gt
-
-
-def _tusimple_summary(lines: list[tuple[dict, dict]], out_dir: Path) -> dict:
-    pred_path, gt_path = out_dir / "tusimple_pred.json", out_dir / "tusimple_gt.json"
-    pred_path.write_text("".join(json.dumps(pred) + "\n" for pred, _ in lines))
-    gt_path.write_text("".join(json.dumps(gt) + "\n" for _, gt in lines))
-    return evaluate_tusimple(pred_path, gt_path)
+def _frame_name(frame: BagFrame | FrameResult) -> str:
+    return f"frame_{frame.index:06d}"
 
 
 def sample_at_rows(lane: Lane, rows: tuple[int, ...]) -> list[float]:

@@ -1,8 +1,6 @@
 """The report folder of ``bag eval``: report.json, frames.csv, plots and an overlay video."""
 
 import csv
-import json
-import math
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import matplotlib
 import numpy as np
 
 from clrkdnet_core.lane import Lane
+from clrkdnet_core.metrics.results import dumps
 from clrkdnet_core.visualization import draw_lanes
 from clrkdnet_ros.bag.bagfile import BagFrame
 from clrkdnet_ros.bag.evaluate import FrameResult
@@ -53,6 +52,7 @@ class OverlayVideo:
 def write_report(out_dir: Path, summary: dict, rows: list[FrameResult]) -> dict:
     """Write report.json (``summary`` plus file names), frames.csv and the plots; returns the report."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     files = {"frames_csv": "frames.csv", "latency_plot": "latency_hist.png"}
     with (out_dir / files["frames_csv"]).open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=[field.name for field in fields(FrameResult)])
@@ -65,7 +65,7 @@ def write_report(out_dir: Path, summary: dict, rows: list[FrameResult]) -> dict:
     if (out_dir / "overlay.mp4").is_file():
         files["overlay_video"] = "overlay.mp4"
     report = {**summary, "files": files}
-    (out_dir / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    (out_dir / "report.json").write_text(dumps(report, indent=2) + "\n")
     return report
 
 
@@ -98,14 +98,3 @@ def _score_plot(path: Path, rows: list[FrameResult], metric: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def _json_safe(value):
-    """NaN/inf (the official metrics' undefined values) as null: strict JSON readers reject NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
