@@ -24,6 +24,7 @@ from tqdm import tqdm
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import InputError
+from clrkdnet_core.image import read_image
 from clrkdnet_core.lane import Lane
 from clrkdnet_core.visualization import draw_lanes
 
@@ -102,7 +103,7 @@ def batches(items: Iterator, size: int) -> Iterator[list]:
 def predict_images(detector: "LaneDetector", images: list[tuple[Path, Path]], batch_size: int) -> None:
     with tqdm(total=len(images), desc="images", unit="img") as progress:
         for batch in batches(iter(images), batch_size):
-            pixels = [_read_image(path) for path, _ in batch]
+            pixels = [read_image(path) for path, _ in batch]
             for (path, overlay), image, lanes in zip(
                 batch, pixels, detector.detect_batch(pixels), strict=True
             ):
@@ -113,13 +114,6 @@ def predict_images(detector: "LaneDetector", images: list[tuple[Path, Path]], ba
                 record["lanes"] = lanes_json(lanes)
                 overlay.with_suffix(".json").write_text(json.dumps(record) + "\n", encoding="utf-8")
             progress.update(len(batch))
-
-
-def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read image {path} (unsupported or corrupt file)")
-    return image
 
 
 def predict_video(detector: "LaneDetector", video: Path, out: Path, batch_size: int) -> None:

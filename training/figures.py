@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import DatasetError
+from clrkdnet_core.image import read_image
 from clrkdnet_core.inference import LaneDetector
 from clrkdnet_core.lane import Lane
 from clrkdnet_core.metrics.culane import lane_file_path, read_lane_file, read_list_file
@@ -66,9 +67,7 @@ def overlay_grid(detector: LaneDetector, data_root: Path, png: Path, count: int 
         raise DatasetError(f"{data_root / 'list' / 'test.txt'} names no image")
     tiles = []
     for entry in entries:
-        image = cv2.imread(str(data_root / entry.lstrip("/")), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DatasetError(f"cannot read image {data_root / entry.lstrip('/')}")
+        image = read_image(data_root / entry.lstrip("/"), error=DatasetError)
         truth = [Lane(points, 1.0) for points in read_lane_file(lane_file_path(data_root, entry)) or []]
         canvas = draw_lanes(image, truth, color=GT_COLOUR, show_scores=False, thickness=10)
         canvas = draw_lanes(canvas, detector.detect(image))

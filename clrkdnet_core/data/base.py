@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from clrkdnet_core import image as image_file
 from clrkdnet_core.data.augment import apply_transform, build_transform
 from clrkdnet_core.data.encoding import EncodingError, encode_lanes
 from clrkdnet_core.errors import DatasetError
@@ -40,10 +41,8 @@ class Sample:
 
 
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    image = cv2.imread(str(path), flags)
-    if image is None:
-        raise DatasetError(f"cannot read image {path} (missing or not an image)")
-    return image
+    """An image a dataset lists: :func:`clrkdnet_core.image.read_image`, failing with a DatasetError."""
+    return image_file.read_image(path, flags, error=DatasetError)
 
 
 def read_mask(path: Path) -> np.ndarray:

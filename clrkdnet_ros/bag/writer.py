@@ -13,6 +13,7 @@ from std_msgs.msg import Header
 from tqdm import tqdm
 
 from clrkdnet_core.errors import DatasetError
+from clrkdnet_core.image import read_image
 from clrkdnet_ros.bag.sources import DatasetSource
 from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, LANE_ARRAY, lane_typestore
 from clrkdnet_ros.conversions import lanes_to_msg
@@ -64,9 +65,7 @@ def write_bag(
             info_conn = writer.add_connection(CAMERA_INFO_TOPIC, CAMERA_INFO, typestore=typestore)
             gt_conn = writer.add_connection(GT_TOPIC, LANE_ARRAY, typestore=typestore)
             for index, frame in enumerate(tqdm(source.frames, desc=f"writing {out.name}", unit="frame")):
-                image = cv2.imread(str(frame.image_path), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise DatasetError(f"cannot read image {frame.image_path}")
+                image = read_image(frame.image_path, error=DatasetError)
                 stamp_ns = _START_NS + index * period_ns
                 header = Header(frame_id=FRAME_ID)
                 header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 10**9)
