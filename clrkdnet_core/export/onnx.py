@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from clrkdnet_core.errors import BackendError, InputError
+from clrkdnet_core.lane_format import NUM_PRIORS, ROW_WIDTH
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "predictions"
-PREDICTION_SHAPE = (192, 78)  # per image: priors x [2 logits, start_y, start_x, theta, length, 72 xs]
+PREDICTION_SHAPE = (NUM_PRIORS, ROW_WIDTH)  # per image: one lane row (lane_format) per prior
 MIN_OPSET = 16
 DEFAULT_OPSET = 17
 # Largest |onnxruntime - PyTorch| accepted on the (B,192,78) tensor (logits, normalised coordinates, lengths).
