@@ -14,6 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from clrkdnet_core.errors import InputError
+from clrkdnet_core.image import check_image
 
 # encoding -> (bytes per pixel, OpenCV conversion to BGR or None when the bytes already are BGR).
 # OpenCV names Bayer patterns after the second row's first two pixels, hence ROS rggb = OpenCV BG.
@@ -91,9 +92,7 @@ def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
 
 def bgr_to_image(image: np.ndarray, header: Header) -> Image:
     """Wrap an HxWx3 uint8 BGR array in a ``bgr8`` ``sensor_msgs/Image`` with the given header."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"expected an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")
-    height, width = image.shape[:2]
+    height, width = check_image(image).shape[:2]
     msg = Image(header=header, height=height, width=width, encoding="bgr8", is_bigendian=0, step=width * 3)
     # Building the array from bytes is a single memcpy; passing the ndarray would check every element.
     msg.data = array.array("B", np.ascontiguousarray(image).tobytes())
