@@ -10,16 +10,7 @@ expensive lane; ``legacy_conflict=True`` keeps that behaviour, the default clear
 import torch
 from torch import Tensor
 
-from clrkdnet_core.lane_format import (
-    LENGTH,
-    LOGITS,
-    NUM_STRIPS,
-    POSITIVE_LOGIT,
-    START_X,
-    START_Y,
-    THETA,
-    XS,
-)
+from clrkdnet_core import lane_format
 from training.losses.lane_iou import lane_iou
 from training.losses.line_iou import line_iou
 
@@ -46,7 +37,7 @@ def distance_cost(pred_xs: Tensor, target_xs: Tensor, img_w: int) -> Tensor:
 
 def focal_cost(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0, eps: float = 1e-12) -> Tensor:
     """Classification cost (P,) of labelling each prior positive, from the sigmoid of its positive logit."""
-    prob = logits[:, POSITIVE_LOGIT].sigmoid()
+    prob = logits[:, lane_format.POSITIVE_LOGIT].sigmoid()
     neg = -(1.0 - prob + eps).log() * (1.0 - alpha) * prob.pow(gamma)
     pos = -(prob + eps).log() * alpha * (1.0 - prob).pow(gamma)
     return pos - neg
@@ -78,8 +69,8 @@ def dynamic_k_assign(cost: Tensor, ious: Tensor, legacy_conflict: bool = False) 
 
 def _predicted_rows(pred: Tensor, n_strips: int) -> Tensor:
     """(P, R) bool: rows from the predicted start to the predicted end (start + length - 1)."""
-    start = torch.clamp((pred[:, START_Y] * n_strips).round().long(), 0, n_strips)
-    end = start + (pred[:, LENGTH] * n_strips).round().long() - 1
+    start = torch.clamp((pred[:, lane_format.START_Y] * n_strips).round().long(), 0, n_strips)
+    end = start + (pred[:, lane_format.LENGTH] * n_strips).round().long() - 1
     rows = torch.arange(n_strips + 1, device=pred.device)[None]
     return (rows >= start[:, None]) & (rows <= end[:, None])
 
@@ -100,29 +91,23 @@ def assign(
     xs in input pixels). ``use_lane_iou`` switches the cost and the dynamic-k IoU to CLRerNet's LaneIoU.
     """
     pred = predictions.detach().clone().float()
-    pred[:, START_X] *= img_w - 1
-    pred[:, XS] *= img_w - 1
+    pred[:, lane_format.START_X] *= img_w - 1
+    pred[:, lane_format.XS] *= img_w - 1
     targets = targets.detach().float()
-    cls_cost = focal_cost(pred[:, LOGITS])[:, None]
+    pred_xs, target_xs = pred[:, lane_format.XS], targets[:, lane_format.XS]
+    cls_cost = focal_cost(pred[:, lane_format.LOGITS])[:, None]
     if use_lane_iou:
-        score = lane_iou(
-            pred[:, XS],
-            targets[:, XS],
-            img_w,
-            ori_w,
-            img_h,
-            30.0 / 800,
-            False,
-            _predicted_rows(pred, NUM_STRIPS),
-        )
+        rows = _predicted_rows(pred, lane_format.NUM_STRIPS)
+        score = lane_iou(pred_xs, target_xs, img_w, ori_w, img_h, 30.0 / 800, False, rows)
         cost = -score * _DISTANCE_WEIGHT + cls_cost * _CLS_WEIGHT
-        ious = lane_iou(pred[:, XS], targets[:, XS], img_w, ori_w, img_h, 7.5 / 800, aligned=False)
+        ious = lane_iou(pred_xs, target_xs, img_w, ori_w, img_h, 7.5 / 800, aligned=False)
         return dynamic_k_assign(cost, ious, legacy_conflict)
-    distances = _normalise(distance_cost(pred[:, XS], targets[:, XS], img_w))
-    pred_start = torch.stack([pred[:, START_Y] * (img_h - 1), pred[:, START_X]], dim=1)
-    target_start = torch.stack([targets[:, START_Y] * (img_h - 1), targets[:, START_X]], dim=1)
+    distances = _normalise(distance_cost(pred_xs, target_xs, img_w))
+    start_y, start_x, theta = lane_format.START_Y, lane_format.START_X, lane_format.THETA
+    pred_start = torch.stack([pred[:, start_y] * (img_h - 1), pred[:, start_x]], dim=1)
+    target_start = torch.stack([targets[:, start_y] * (img_h - 1), targets[:, start_x]], dim=1)
     starts = _normalise(torch.cdist(pred_start, target_start, p=2))
-    thetas = _normalise((pred[:, THETA, None] - targets[None, :, THETA]).abs() * 180)
+    thetas = _normalise((pred[:, theta, None] - targets[None, :, theta]).abs() * 180)
     cost = -((distances * starts * thetas) ** 2) * _DISTANCE_WEIGHT + cls_cost * _CLS_WEIGHT
-    ious = line_iou(pred[:, XS], targets[:, XS], img_w, aligned=False)
+    ious = line_iou(pred_xs, target_xs, img_w, aligned=False)
     return dynamic_k_assign(cost, ious, legacy_conflict)
