@@ -12,12 +12,21 @@ from scipy.interpolate import InterpolatedUnivariateSpline
 
 from benchmarks import Settings, measure_interleaved, timing_table
 from clrkdnet_core.config import load_preset
+from clrkdnet_core.lane_format import (
+    LENGTH,
+    LOGITS,
+    NEGATIVE_LOGIT,
+    NUM_OFFSETS,
+    NUM_PRIORS,
+    POSITIVE_LOGIT,
+    XS,
+)
 from clrkdnet_core.models import build_model
 from clrkdnet_core.postprocess.decode import decode_predictions
 from clrkdnet_core.postprocess.reference import reference_decode
 
 PRESET = "clrkdnet_resnet18_culane"
-CANDIDATES = (8, 48, 192)
+CANDIDATES = (8, 48, NUM_PRIORS)
 
 
 def synthetic_predictions(priors: torch.Tensor, batch: int, candidates: int, seed: int = 0) -> torch.Tensor:
@@ -29,10 +38,10 @@ def synthetic_predictions(priors: torch.Tensor, batch: int, candidates: int, see
     for image in range(batch):
         chosen = torch.randperm(num_priors, generator=generator)[:candidates]
         logits[image, chosen] = torch.rand(candidates, generator=generator) * 4.0
-    pred[..., 0] = 0.0
-    pred[..., 1] = logits
-    pred[..., 5] = 0.3 + 0.6 * torch.rand((batch, num_priors), generator=generator)
-    pred[..., 6:] += 0.01 * torch.randn((batch, num_priors, pred.shape[-1] - 6), generator=generator)
+    pred[..., NEGATIVE_LOGIT] = 0.0
+    pred[..., POSITIVE_LOGIT] = logits
+    pred[..., LENGTH] = 0.3 + 0.6 * torch.rand((batch, num_priors), generator=generator)
+    pred[..., XS] += 0.01 * torch.randn((batch, num_priors, NUM_OFFSETS), generator=generator)
     return pred
 
 
@@ -91,7 +100,7 @@ def _gpu_nms_lines(priors: torch.Tensor, settings: Settings) -> list[str]:
     preset = load_preset(PRESET)
     pred = synthetic_predictions(priors, 8, 48).to(device)
     rows = nms_rows(pred, preset.geometry.img_w)
-    scores = torch.softmax(pred[..., :2], dim=-1)[..., 1]
+    scores = torch.softmax(pred[..., LOGITS], dim=-1)[..., POSITIVE_LOGIT]
     eligible = scores >= preset.test.conf_threshold
     args = (rows, scores, eligible, preset.test.nms_thres, preset.test.max_lanes)
     timings = measure_interleaved(
