@@ -28,14 +28,18 @@ DATASETS = ("culane", "tusimple")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network layout. ``neck`` is ``fpn`` (CLRNet teacher) or ``aggregator`` (CLRKDNet student)."""
+    """Network layout. ``neck`` is ``fpn`` (CLRNet teacher) or ``aggregator`` (CLRKDNet student).
+
+    ``num_priors`` and ``num_points`` are the lane format's (:mod:`clrkdnet_core.lane_format`); presets may
+    state them but not change them.
+    """
 
     backbone: str
     neck: str
     refine_layers: int
     seg_classes: int
-    num_priors: int = 192
-    num_points: int = 72
+    num_priors: int = NUM_PRIORS
+    num_points: int = NUM_OFFSETS
     sample_points: int = 36
     fc_hidden_dim: int = 64
     prior_feat_channels: int = 64
