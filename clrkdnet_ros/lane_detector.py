@@ -57,6 +57,7 @@ from visualization_msgs.msg import MarkerArray
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import ClrkdnetError, InputError
+from clrkdnet_core.lane_format import NUM_PRIORS
 from clrkdnet_core.visualization import draw_lanes
 from clrkdnet_core.weights import resolve_weights
 from clrkdnet_ros.conversions import lanes_to_msg
@@ -148,7 +149,7 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         Parameter.Type.INTEGER,
         ParameterDescriptor(
             description="Maximum lanes per image; unset: the preset's test.max_lanes. Run-time settable",
-            integer_range=_int_range(1, 192),
+            integer_range=_int_range(1, NUM_PRIORS),
         ),
     ),
     "crop_ratio": (
