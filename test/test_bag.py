@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
+from clrkdnet_core.data.formats import CULANE_IMAGE_SIZE, TUSIMPLE_H_SAMPLES, TUSIMPLE_IMAGE_SIZE
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.lane import Lane
 from clrkdnet_ros.bag.__main__ import format_summary, main
@@ -21,9 +22,9 @@ from clrkdnet_ros.bag.typestore import lane_typestore
 from clrkdnet_ros.bag.writer import write_bag
 
 REPO = Path(__file__).resolve().parents[1]
-CULANE_SIZE = (1640, 590)
-TUSIMPLE_SIZE = (1280, 720)
-H_SAMPLES = list(range(160, 720, 10))
+CULANE_SIZE = CULANE_IMAGE_SIZE
+TUSIMPLE_SIZE = TUSIMPLE_IMAGE_SIZE
+H_SAMPLES = list(TUSIMPLE_H_SAMPLES)
 
 
 def road_lanes(frame: int, width: int, height: int, top: int) -> list[np.ndarray]:

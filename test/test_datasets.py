@@ -16,6 +16,7 @@ from clrkdnet_core.data.augment import apply_transform, build_transform, clip_po
 from clrkdnet_core.data.base import read_mask
 from clrkdnet_core.data.culane import CULaneDataset, read_lines_file
 from clrkdnet_core.data.encoding import decode_target
+from clrkdnet_core.data.formats import CULANE_CATEGORY_FILES, TUSIMPLE_H_SAMPLES
 from clrkdnet_core.data.tusimple import TuSimpleDataset
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.geometry import ImageGeometry
@@ -229,7 +230,7 @@ def test_malformed_tusimple_json_names_file_and_line(tmp_path):
 def test_tusimple_seg_ids_follow_the_reference_order(tmp_path):
     from clrkdnet_core.data import tusimple_seg
 
-    h = list(range(160, 720, 10))
+    h = list(TUSIMPLE_H_SAMPLES)
 
     def lane(x_top: float, x_bottom: float, first: int = 0) -> list[int]:
         xs = np.linspace(x_top, x_bottom, len(h)).round().astype(int)
@@ -257,3 +258,19 @@ def test_tusimple_seg_ids_follow_the_reference_order(tmp_path):
     (tmp_path / "seg_label" / "0313-1" / "60" / "20.png").unlink()
     with pytest.raises(DatasetError, match=r"20\.png does not exist; generate the masks with"):
         dataset[0]
+
+
+def test_format_constants_are_the_official_ones():
+    # TuSimple's test labels give one x per row 160, 170, ..., 710; CULane's categories are SCNN's list files.
+    assert TUSIMPLE_H_SAMPLES[0] == 160 and TUSIMPLE_H_SAMPLES[-1] == 710 and len(TUSIMPLE_H_SAMPLES) == 56
+    assert list(CULANE_CATEGORY_FILES.values()) == [
+        "test0_normal.txt",
+        "test1_crowd.txt",
+        "test2_hlight.txt",
+        "test3_shadow.txt",
+        "test4_noline.txt",
+        "test5_arrow.txt",
+        "test6_curve.txt",
+        "test7_cross.txt",
+        "test8_night.txt",
+    ]

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clrkdnet_core.data.formats import TUSIMPLE_H_SAMPLES
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.metrics.culane import lane_file_path, read_lane_file
 
 REPO = Path(__file__).resolve().parents[1]
-H_SAMPLES = list(range(160, 720, 10))
+H_SAMPLES = list(TUSIMPLE_H_SAMPLES)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -5,10 +5,11 @@ import math
 
 import pytest
 
+from clrkdnet_core.data.formats import TUSIMPLE_H_SAMPLES
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.metrics.tusimple import evaluate_tusimple, tusimple_bench
 
-H_SAMPLES = list(range(160, 720, 10))  # the 56 rows of TuSimple's test set
+H_SAMPLES = list(TUSIMPLE_H_SAMPLES)
 N = len(H_SAMPLES)
 
 
