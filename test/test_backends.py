@@ -1,7 +1,11 @@
-"""onnxruntime backend against eager PyTorch, TensorRT engine cache logic, device pre-processing on CPU."""
+"""onnxruntime and OpenVINO backends against eager PyTorch, TensorRT engine cache logic, device pre-processing
+on CPU."""
 
+import copy
 import logging
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,12 +147,12 @@ def test_corrupt_cached_engine_is_rebuilt_with_a_warning(tmp_path, caplog, damag
         engine, rebuilt = load_or_build_engine(tmp_path, make_key(), trt.build, trt.deserialize)
     assert engine == "build 2" and rebuilt == path and trt.builds == 2
     assert path.read_bytes() == FakeTensorRT.MAGIC + b"build 2"
-    assert "does not deserialize; rebuilding" in caplog.text
+    assert "does not load; rebuilding" in caplog.text
 
 
 def test_unusable_fresh_build_is_an_error_and_nothing_is_cached(tmp_path):
     trt = FakeTensorRT()
-    with pytest.raises(BackendError, match="does not deserialize"):
+    with pytest.raises(BackendError, match="built just now does not load"):
         load_or_build_engine(tmp_path, make_key(), lambda: b"broken", trt.deserialize)
     assert list(tmp_path.iterdir()) == []
 
@@ -195,3 +199,59 @@ def test_device_preprocess_matches_cpu_preprocess(size):
     # OpenCV's fixed-point cubic weights vs float weights: a grey level here and there, never more than 2.
     assert difference.max() <= 2.0
     assert difference.mean() < 0.1
+
+
+# --- every CPU backend with presets of two input sizes ---
+
+SYNTHETIC = str(Path(__file__).resolve().parents[1] / "models" / "clrkdnet_resnet18_synthetic.yaml")
+CPU_BACKENDS = ("torch", "onnxruntime", "openvino")
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize(("preset", "input_size"), [(STUDENT, (320, 800)), (SYNTHETIC, (160, 400))])
+def test_cpu_backends_run_the_input_size_of_the_preset(backend, preset, input_size, tmp_path):
+    from clrkdnet_core.backends import create_backend
+    from clrkdnet_core.errors import InputError
+
+    torch.manual_seed(0)
+    model = build_model(preset).eval()
+    options = {} if backend == "torch" else {"cache_dir": tmp_path}
+    runner = create_backend(backend, copy.deepcopy(model), "cpu", **options)
+    images = torch.rand((2, 3, *input_size), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model(images)
+    got = runner(images)
+    assert got.shape == (2, 192, 78)
+    assert (got - expected).abs().max() < 1e-3
+    if backend != "torch":
+        with pytest.raises(InputError, match=f"{input_size[0]}, {input_size[1]}"):
+            runner(torch.zeros((1, 3, 100, 100)))
+
+
+def test_openvino_is_true_fp32_and_bf16_only_where_the_cpu_has_it(student, tmp_path):
+    from clrkdnet_core.backends.openvino_backend import OpenVinoBackend
+
+    fp32 = OpenVinoBackend(student, "cpu", cache_dir=tmp_path)
+    assert fp32.config["INFERENCE_PRECISION_HINT"] == "f32" and not fp32.config["ENABLE_CPU_PINNING"]
+    images = torch.rand((1, 3, 320, 800), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = student(images)
+    assert (fp32(images) - expected).abs().max() < 1e-4  # bf16 would differ by ~1e-2
+    if "BF16" in fp32.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        bf16 = OpenVinoBackend(student, "cpu", precision="bf16", onnx_path=fp32.onnx_path)
+        assert 0 < (bf16(images) - expected).abs().max() < 0.5
+    else:
+        with pytest.raises(BackendError, match="this CPU has no bf16 instructions"):
+            OpenVinoBackend(student, "cpu", precision="bf16", onnx_path=fp32.onnx_path)
+
+
+def test_openvino_errors(student, monkeypatch):
+    from clrkdnet_core.backends.openvino_backend import OpenVinoBackend
+
+    with pytest.raises(BackendError, match="the openvino backend runs on the CPU, not on cuda"):
+        OpenVinoBackend(student, "cuda")
+    with pytest.raises(BackendError, match="the openvino backend on cpu runs precision fp32 or bf16 or int8"):
+        OpenVinoBackend(student, "cpu", precision="fp16")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
+    with pytest.raises(BackendError, match="OpenVINO is not installed: pip install openvino"):
+        OpenVinoBackend(student, "cpu")

@@ -1,5 +1,7 @@
 """ONNX export: the graph reproduces PyTorch, stays lean, and the CLI fails cleanly on bad input."""
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -8,7 +10,13 @@ import torch
 from clrkdnet_core.checkpoint import save_checkpoint
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.export.__main__ import main as export_main
-from clrkdnet_core.export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff_onnxruntime
+from clrkdnet_core.export.onnx import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    export_onnx,
+    max_abs_diff_onnxruntime,
+    onnx_input_size,
+)
 from clrkdnet_core.models import build_model
 
 STUDENT = "clrkdnet_resnet18_culane"
@@ -103,3 +111,14 @@ def test_teacher_with_three_stages_exports(tmp_path):
     graph = onnx.load(str(result.path))
     assert sum(node.op_type == "GridSample" for node in graph.graph.node) == 3
     assert not np.any(["seg" in t.name for t in graph.graph.initializer])
+
+
+def test_cli_exports_the_input_size_of_the_preset(tmp_path, capsys):
+    # The shipped demo model's preset runs 160 x 400, not CULane's 320 x 800.
+    models = Path(__file__).resolve().parents[1] / "models"
+    out = tmp_path / "synthetic.onnx"
+    arguments = ["onnx", "--preset", str(models / "clrkdnet_resnet18_synthetic.yaml")]
+    arguments += ["--weights", str(models / "clrkdnet_resnet18_synthetic.pth"), "--out", str(out)]
+    assert export_main(arguments) == 0
+    assert "max |onnxruntime - torch|" in capsys.readouterr().out
+    assert onnx_input_size(out) == (160, 400)

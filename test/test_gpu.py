@@ -84,12 +84,16 @@ def test_tensorrt_matches_eager_and_rebuilds_corrupt_engine(student, images, tmp
     from clrkdnet_core.preprocess import preprocess_batch
 
     batch = preprocess_batch(images, student.preset.geometry, CUDA)
-    backend = TensorRTBackend(student, CUDA, fp16=fp16, max_batch=4, cache_dir=tmp_path)
+    backend = TensorRTBackend(
+        student, CUDA, precision="fp16" if fp16 else "fp32", max_batch=4, cache_dir=tmp_path
+    )
     expected = lanes_of(student, eager_predictions(student, batch))
     assert_same_lanes(expected, lanes_of(student, backend(batch)), tolerance_px)
 
     backend.engine_path.write_bytes(b"not an engine")
-    rebuilt = TensorRTBackend(student, CUDA, fp16=fp16, max_batch=4, cache_dir=tmp_path)
+    rebuilt = TensorRTBackend(
+        student, CUDA, precision="fp16" if fp16 else "fp32", max_batch=4, cache_dir=tmp_path
+    )
     assert rebuilt.engine_path == backend.engine_path
     assert rebuilt.engine_path.stat().st_size > 1000
     assert_same_lanes(expected, lanes_of(student, rebuilt(batch)), tolerance_px)
@@ -117,7 +121,7 @@ def test_torch_fp16_lanes_close_to_fp32(student, images):
 
     batch = preprocess_batch(images, student.preset.geometry, CUDA)
     expected = lanes_of(student, eager_predictions(student, batch))
-    backend = create_backend("torch", copy.deepcopy(student), CUDA, fp16=True)
+    backend = create_backend("torch", copy.deepcopy(student), CUDA, precision="fp16")
     assert_same_lanes(expected, lanes_of(student, backend(batch)), 2.0)
 
 

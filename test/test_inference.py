@@ -184,8 +184,10 @@ def test_backend_errors(detector):
         create_backend("nope", detector.runner.model, "cpu")
     with pytest.raises(BackendError, match="bad options for the torch backend"):
         create_backend("torch", detector.runner.model, "cpu", speed=11)
-    with pytest.raises(BackendError, match="fp16 needs a CUDA device"):
-        create_backend("torch", detector.runner.model, "cpu", fp16=True)
+    with pytest.raises(BackendError, match="the torch backend on cpu runs precision fp32, not fp16"):
+        create_backend("torch", detector.runner.model, "cpu", precision="fp16")
+    with pytest.raises(BackendError, match="unknown precision 'fp8'"):
+        create_backend("torch", detector.runner.model, "cpu", precision="fp8")
 
 
 @pytest.mark.parametrize(
@@ -207,5 +209,5 @@ def test_cuda_backends_agree_with_cpu(weights, detector, culane_lanes):
         assert a.points.shape == b.points.shape
         assert np.abs(a.points - b.points).max() < 0.5
     # float16 rounds lengths and xs differently: only check that it runs and finds lanes in the image.
-    half = LaneDetector.from_preset(PRESET, weights, device="cuda", fp16=True).detect(image)
+    half = LaneDetector.from_preset(PRESET, weights, device="cuda", precision="fp16").detect(image)
     assert 1 <= len(half) <= 4 and all(np.isfinite(lane.points).all() for lane in half)

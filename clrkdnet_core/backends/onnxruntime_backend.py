@@ -2,14 +2,18 @@
 
 Takes an ONNX file, or exports the given model once to the cache directory (keyed by its weights' digest).
 On CUDA, input and output stay on the GPU (I/O binding to the torch tensors' memory): no host copies.
+``precision="int8"`` runs the QDQ model of :mod:`clrkdnet_core.quantization` on the CPU.
 """
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from clrkdnet_core.backends.base import check_precision
+from clrkdnet_core.calibration import CalibrationSource
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.export.onnx import (
     INPUT_NAME,
@@ -17,12 +21,13 @@ from clrkdnet_core.export.onnx import (
     PREDICTION_SHAPE,
     cached_onnx,
     check_input,
+    default_cache_dir,
     import_onnxruntime,
 )
 
 
 class OnnxRuntimeBackend:
-    """Runs (B, 3, 320, 800) float batches through an ONNX model; returns (B, 192, 78) float32 tensors."""
+    """Runs (B, 3, img_h, img_w) float batches through an ONNX model; returns (B, 192, 78) float32 tensors."""
 
     name = "onnxruntime"
 
@@ -31,60 +36,89 @@ class OnnxRuntimeBackend:
         model: nn.Module | None,
         device: torch.device | str = "cpu",
         *,
+        precision: str = "fp32",
+        calibration: CalibrationSource | None = None,
+        force_int8: bool = False,
         onnx_path: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
-        fp16: bool = False,
         threads: int | None = None,
     ) -> None:
         """
         Args:
             model: the network to export when ``onnx_path`` is None.
             device: ``cpu`` or ``cuda[:N]``.
+            precision: ``fp32``, ``fp16`` (exported in float16; not with ``onnx_path``, which keeps its own
+                precision) or ``int8`` (CPU; quantized on ``calibration``, needs ``model`` for its preset).
+            calibration: int8 calibration images (see :func:`~clrkdnet_core.calibration.load_calibration`).
+            force_int8: use an int8 model that fails the accuracy gate, with a warning.
             onnx_path: an exported model (see ``python -m clrkdnet_core.export onnx``).
-            cache_dir: where on-the-fly exports go (default ``~/.cache/clrkdnet_ros``).
-            fp16: export in float16 (only with ``model``; an ``onnx_path`` keeps its own precision).
+            cache_dir: where on-the-fly exports and int8 models go (default ``~/.cache/clrkdnet_ros``).
             threads: CPU threads of onnxruntime (default: torch's intra-op thread count).
         """
         ort = import_onnxruntime()
         self.device = torch.device(device)
-        if self.device.type == "cuda":
+        gpu = self.device.type == "cuda"
+        check_precision(
+            self.name, self.device, precision, ("fp32", "fp16") if gpu else ("fp32", "fp16", "int8")
+        )
+        if gpu:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendError(
                     "onnxruntime has no CUDA execution provider: pip install onnxruntime-gpu "
                     "(instead of onnxruntime), or use device cpu"
                 )
-            providers = [
+            self.providers = [
                 ("CUDAExecutionProvider", {"device_id": self.device.index or 0}),
                 "CPUExecutionProvider",
             ]
         elif self.device.type == "cpu":
-            providers = ["CPUExecutionProvider"]
+            self.providers = ["CPUExecutionProvider"]
         else:
             raise BackendError(f"onnxruntime backend supports cpu and cuda devices, not {self.device}")
+        self.threads = threads or torch.get_num_threads()
         if onnx_path is None:
             if model is None:
                 raise BackendError("onnxruntime backend needs a model or an onnx_path")
-            onnx_path = cached_onnx(model, cache_dir, fp16=fp16)
+            onnx_path = cached_onnx(model, cache_dir, fp16=precision == "fp16")
         if not os.path.isfile(onnx_path):
             raise FileNotFoundError(f"ONNX model not found: {onnx_path}")
+        if precision == "int8":
+            from clrkdnet_core.quantization import quantized_model
+
+            if model is None:
+                raise BackendError("int8 needs the model (its preset sets the calibration's pre-processing)")
+            onnx_path, self.agreement = quantized_model(
+                onnx_path,
+                calibration,
+                model.preset,
+                f"onnxruntime {ort.__version__}",
+                lambda path: _numpy_runner(self._open(path)),
+                cache_dir=cache_dir or default_cache_dir(),
+                force_int8=force_int8,
+            )
+        self.onnx_path = str(onnx_path)
+        self.precision = precision
+        self.session = self._open(self.onnx_path)
+        inputs = self.session.get_inputs()[0]
+        self.input_dtype = torch.float16 if inputs.type == "tensor(float16)" else torch.float32
+        self.input_size = tuple(inputs.shape[2:])
+
+    def _open(self, path: str):
+        ort = import_onnxruntime()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = self.threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning worker threads keep the cores busy after each run: that slowed the next PyTorch
         # call (decode, a neighbouring node) by a quarter on 2 cores; not spinning cost nothing here.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.onnx_path = str(onnx_path)
-        self.session = ort.InferenceSession(self.onnx_path, options, providers=providers)
-        input_type = self.session.get_inputs()[0].type
-        self.input_dtype = torch.float16 if input_type == "tensor(float16)" else torch.float32
+        return ort.InferenceSession(path, options, providers=self.providers)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        check_input(batch)
+        check_input(batch, self.input_size)
         batch = batch.to(self.device, self.input_dtype).contiguous()
         if self.device.type == "cuda":
             return self._run_on_gpu(batch)
-        (output,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})
-        return torch.from_numpy(np.asarray(output, dtype=np.float32))
+        return torch.from_numpy(_numpy_runner(self.session)(batch.numpy()))
 
     def _run_on_gpu(self, batch: torch.Tensor) -> torch.Tensor:
         output = torch.empty((batch.shape[0], *PREDICTION_SHAPE), dtype=self.input_dtype, device=self.device)
@@ -99,3 +133,11 @@ class OnnxRuntimeBackend:
         torch.cuda.current_stream(self.device).synchronize()
         self.session.run_with_iobinding(binding)
         return output.float()
+
+
+def _numpy_runner(session) -> Callable[[np.ndarray], np.ndarray]:
+    def run(batch: np.ndarray) -> np.ndarray:
+        (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        return np.asarray(output, dtype=np.float32)
+
+    return run

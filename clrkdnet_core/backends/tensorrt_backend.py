@@ -9,13 +9,14 @@ import os
 import torch
 from torch import nn
 
+from clrkdnet_core.backends.base import check_precision
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.export.onnx import INPUT_NAME, OUTPUT_NAME, PREDICTION_SHAPE, check_input
 from clrkdnet_core.export.tensorrt import EngineDeserializer, import_tensorrt, prepare_engine
 
 
 class TensorRTBackend:
-    """Runs (B, 3, 320, 800) batches (B <= ``max_batch``) through a TensorRT engine; returns (B, 192, 78)."""
+    """Runs (B, 3, img_h, img_w) batches (B <= ``max_batch``) through a TensorRT engine -> (B, 192, 78)."""
 
     name = "tensorrt"
 
@@ -24,7 +25,7 @@ class TensorRTBackend:
         model: nn.Module | None,
         device: torch.device | str = "cuda",
         *,
-        fp16: bool = False,
+        precision: str = "fp32",
         max_batch: int = 8,
         cache_dir: str | os.PathLike | None = None,
         onnx_path: str | os.PathLike | None = None,
@@ -33,10 +34,10 @@ class TensorRTBackend:
         Args:
             model: the network (exported to ONNX on first use unless ``onnx_path`` is given).
             device: a CUDA device.
-            fp16: build from a float16 export (strongly typed network).
+            precision: ``fp32``, or ``fp16``: built from a float16 export (strongly typed network).
             max_batch: largest batch of the engine's optimisation profile.
             cache_dir: engine and export cache (default ``~/.cache/clrkdnet_ros``).
-            onnx_path: an existing export to build from (its precision must match ``fp16``).
+            onnx_path: an existing export to build from (its precision must match ``precision``).
         """
         trt = import_tensorrt()
         self.device = torch.device(device)
@@ -44,12 +45,14 @@ class TensorRTBackend:
             raise BackendError("tensorrt backend needs a model or an onnx_path")
         if self.device.type != "cuda" or not torch.cuda.is_available():
             raise BackendError(f"the tensorrt backend needs a CUDA device, got {self.device}")
+        check_precision(self.name, self.device, precision, ("fp32", "fp16"))
+        self.precision = precision
         self.max_batch = max_batch
         self._deserializer = EngineDeserializer(self.device)
         self.engine, self.engine_path = prepare_engine(
             model,
             self.device,
-            fp16=fp16,
+            fp16=precision == "fp16",
             max_batch=max_batch,
             cache_dir=cache_dir,
             onnx_path=onnx_path,
@@ -58,9 +61,10 @@ class TensorRTBackend:
         self.context = self.engine.create_execution_context()
         input_type = self.engine.get_tensor_dtype(INPUT_NAME)
         self.io_dtype = torch.float16 if input_type == trt.DataType.HALF else torch.float32
+        self.input_size = tuple(self.engine.get_tensor_shape(INPUT_NAME))[2:]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        check_input(batch)
+        check_input(batch, self.input_size)
         if batch.shape[0] > self.max_batch:
             raise BackendError(f"batch {batch.shape[0]} exceeds the engine's max_batch {self.max_batch}")
         batch = batch.to(self.device, self.io_dtype).contiguous()

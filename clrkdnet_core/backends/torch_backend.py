@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from clrkdnet_core.backends.base import check_precision
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.models.fusion import fold_batch_norms
 
@@ -17,7 +18,7 @@ class TorchBackend:
         model: nn.Module,
         device: torch.device | str = "cpu",
         *,
-        fp16: bool = False,
+        precision: str = "fp32",
         channels_last: bool = True,
         fold_batchnorm: bool = True,
     ) -> None:
@@ -25,16 +26,18 @@ class TorchBackend:
         Args:
             model: the network (prepared for inference in place: eval mode, moved to ``device``).
             device: where the network runs.
-            fp16: run in float16 (needs a CUDA device); outputs are returned as float32.
+            precision: ``fp32``, or ``fp16`` on a CUDA device; outputs are returned as float32.
             channels_last: NHWC memory layout: faster convolutions with oneDNN on CPUs and cuDNN on GPUs.
             fold_batchnorm: merge each BatchNorm into the convolution before it (outputs equal to ~1e-5).
         """
         if model is None:
             raise BackendError("torch backend needs a model")
         self.device = torch.device(device)
-        if fp16 and self.device.type != "cuda":
-            raise BackendError(f"fp16 needs a CUDA device, got {self.device}")
-        self.dtype = torch.float16 if fp16 else torch.float32
+        check_precision(
+            self.name, self.device, precision, ("fp32", "fp16") if self.device.type == "cuda" else ("fp32",)
+        )
+        self.precision = precision
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model.eval()
         if fold_batchnorm:

@@ -57,8 +57,27 @@ def model_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def check_input(batch: torch.Tensor, height: int = 320, width: int = 800) -> None:
-    """Raise InputError unless ``batch`` is a (B, 3, height, width) floating tensor."""
+def network_input_size(model: nn.Module) -> tuple[int, int]:
+    """(height, width) of the input of ``model``'s preset (320 x 800 for CULane, 160 x 400 for the demo)."""
+    geometry = model.preset.geometry
+    return geometry.img_h, geometry.img_w
+
+
+def onnx_input_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an exported model's input, read from its graph."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    height, width = (dim.dim_value for dim in dims[2:])
+    if height <= 0 or width <= 0:
+        raise InputError(f"{path}: the input's height and width must be fixed, got {tuple(dims)}")
+    return height, width
+
+
+def check_input(batch: torch.Tensor, input_size: tuple[int, int]) -> None:
+    """Raise InputError unless ``batch`` is a (B, 3, *input_size) floating tensor."""
+    height, width = input_size
     if batch.ndim != 4 or tuple(batch.shape[1:]) != (3, height, width) or not batch.is_floating_point():
         raise InputError(
             f"expected a float tensor of shape (B, 3, {height}, {width}), "
@@ -75,7 +94,7 @@ def export_onnx(
     fp16: bool = False,
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
-    input_size: tuple[int, int] = (320, 800),
+    input_size: tuple[int, int] | None = None,
 ) -> ExportResult:
     """Export ``model`` (eval mode) to ``path`` and check it with onnxruntime.
 
@@ -88,7 +107,7 @@ def export_onnx(
         opset: ONNX opset, at least 16 (GridSample).
         verify: run the graph with onnxruntime on a fixed random input and compare with the float32 PyTorch
             output; raises :class:`ExportMismatchError` when the largest difference exceeds the tolerance.
-        input_size: (height, width) of the network input.
+        input_size: (height, width) of the network input; default: the one of ``model``'s preset.
     """
     if opset < MIN_OPSET:
         raise InputError(f"opset {opset} is too old: grid_sample needs opset {MIN_OPSET} or newer")
@@ -98,7 +117,7 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     reference = _cpu_eval_copy(model, torch.float32)
     exported = _cpu_eval_copy(model, torch.float16) if fp16 else reference
-    example = _check_input(batch_size, input_size)
+    example = _check_input(batch_size, input_size or network_input_size(model))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # The TorchScript exporter handles every op of these networks without onnxscript; torch warns that it is
     # deprecated in favour of the dynamo exporter, which is not needed here.
@@ -162,12 +181,13 @@ def cached_onnx(
 ) -> Path:
     """Path of a dynamic-batch ONNX export of ``model``, exported (and verified) on first use.
 
-    The file name carries the digest of the weights and the export options, so changed weights never reuse a
-    stale export.
+    The file name carries the digest of the weights, the input size and the export options, so changed
+    weights or another preset's input size never reuse a stale export.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     precision = "fp16" if fp16 else "fp32"
-    path = cache_dir / f"model-{model_digest(model)[:16]}-{precision}-opset{opset}.onnx"
+    height, width = network_input_size(model)
+    path = cache_dir / f"model-{model_digest(model)[:16]}-{height}x{width}-{precision}-opset{opset}.onnx"
     if not path.is_file():
         export_onnx(model, path, dynamic_batch=True, fp16=fp16, opset=opset)
     return path

@@ -12,7 +12,6 @@ therefore built as strongly typed networks from an fp32 or fp16 ONNX export, the
 
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,10 +22,10 @@ import torch
 from torch import nn
 
 from clrkdnet_core.errors import BackendError
-from clrkdnet_core.export.onnx import INPUT_NAME, cached_onnx, default_cache_dir
+from clrkdnet_core.export.cache import load_or_build
+from clrkdnet_core.export.onnx import INPUT_NAME, cached_onnx, default_cache_dir, onnx_input_size
 from clrkdnet_core.hashing import file_sha256
 
-LOG = logging.getLogger(__name__)
 INSTALL_HINT = (
     "TensorRT is not installed: pip install tensorrt (needs an NVIDIA GPU with a matching CUDA driver)"
 )
@@ -98,23 +97,8 @@ def load_or_build_engine(
     Returns:
         The deserialized engine and its cache file.
     """
-    cache_dir = Path(cache_dir)
-    path = cache_dir / key.file_name
-    if path.is_file():
-        engine = _try_deserialize(deserialize, path.read_bytes())
-        if engine is not None:
-            return engine, path
-        LOG.warning("cached TensorRT engine %s does not deserialize; rebuilding it", path)
-    LOG.warning("building TensorRT engine %s; this may take several minutes", path.name)
-    data = build()
-    engine = _try_deserialize(deserialize, data)
-    if engine is None:
-        raise BackendError(f"TensorRT built an engine that does not deserialize ({key.file_name})")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return engine, path
+    path = Path(cache_dir) / key.file_name
+    return load_or_build(path, build, deserialize, "TensorRT engine"), path
 
 
 def build_serialized_engine(
@@ -164,14 +148,14 @@ def prepare_engine(
     *,
     fp16: bool = False,
     max_batch: int = 8,
-    input_size: tuple[int, int] = (320, 800),
     cache_dir: str | os.PathLike | None = None,
     onnx_path: str | os.PathLike | None = None,
     deserializer: EngineDeserializer | None = None,
 ) -> tuple[Any, Path]:
     """Export (if no ``onnx_path`` is given), build or load the cached engine of ``model`` for ``device``.
 
-    Pass a ``deserializer`` you keep when the engine outlives this call (see :class:`EngineDeserializer`).
+    The engine's input size is the export's (the preset's). Pass a ``deserializer`` you keep when the engine
+    outlives this call (see :class:`EngineDeserializer`).
     """
     trt = import_tensorrt()
     if device.type != "cuda" or not torch.cuda.is_available():
@@ -179,6 +163,7 @@ def prepare_engine(
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if onnx_path is None:
         onnx_path = cached_onnx(model, cache_dir, fp16=fp16)
+    input_size = onnx_input_size(onnx_path)
     height, width = input_size
     key = engine_key(
         onnx_path, (max_batch, 3, height, width), "fp16" if fp16 else "fp32", device, trt.__version__
@@ -189,14 +174,6 @@ def prepare_engine(
         build=lambda: build_serialized_engine(onnx_path, max_batch, input_size),
         deserialize=deserializer or EngineDeserializer(device),
     )
-
-
-def _try_deserialize(deserialize: Callable[[bytes], Any], data: bytes) -> Any:
-    try:
-        return deserialize(data)
-    except Exception as exc:  # TensorRT raises various types for corrupt or foreign engines
-        LOG.warning("engine deserialization failed: %s", exc)
-        return None
 
 
 def build_only(model: nn.Module, device: torch.device, **options: Any) -> Path:
