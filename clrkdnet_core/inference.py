@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from clrkdnet_core.backends import InferenceBackend, create_backend
+from clrkdnet_core.calibration import CalibrationSource
 from clrkdnet_core.checkpoint import load_checkpoint
 from clrkdnet_core.config import Preset, TestConfig, load_preset
 from clrkdnet_core.errors import InputError
@@ -87,7 +88,8 @@ class LaneDetector:
     Attributes:
         preset: the model configuration.
         device: where the network runs.
-        backend: the backend's name (``torch``, ``onnxruntime``, ``tensorrt``).
+        backend: the backend's name (``torch``, ``onnxruntime``, ``openvino``, ``tensorrt``).
+        precision: what the network runs in (``fp32``, ``fp16``, ``bf16``, ``int8``).
         test: the decoding settings, the preset's ``test`` until :meth:`set_thresholds` changes them;
             ``conf_threshold``, ``nms_thres`` and ``max_lanes`` read its fields.
         preprocess: images -> network input batch on ``device`` (see :func:`select_preprocessor`).
@@ -99,6 +101,7 @@ class LaneDetector:
         self.runner = runner
         self.device = runner.device
         self.backend = runner.name
+        self.precision = runner.precision
         self.preprocess = select_preprocessor(preset.geometry, self.device)
         self.nms = select_nms(self.device)
         self.test: TestConfig = preset.test
@@ -110,16 +113,26 @@ class LaneDetector:
         weights: str | Path | None,
         device: str | torch.device = "auto",
         backend: str = "torch",
+        precision: str = "fp32",
+        calibration: CalibrationSource | None = None,
         **backend_options,
     ) -> "LaneDetector":
         """Build the network of ``preset``, load ``weights`` and start ``backend`` on ``device``.
+
+            detector = LaneDetector.from_preset(preset, weights, device="cpu", backend="openvino",
+                                                precision="int8", calibration="frames/")
 
         Args:
             preset: preset name, YAML path or Preset.
             weights: checkpoint file (official or ours), or an official file name in the weights cache
                 (:mod:`clrkdnet_core.weights`); None runs randomly initialised weights (for tests).
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; a CUDA device that is not there means the CPU.
-            backend: inference backend name; ``backend_options`` go to its constructor (e.g. ``fp16=True``).
+            backend: inference backend name (``torch``, ``onnxruntime``, ``openvino``, ``tensorrt``);
+                ``backend_options`` go to its constructor (e.g. ``threads=2``, ``force_int8=True``).
+            precision: ``fp32``; ``fp16`` (torch, tensorrt on CUDA; onnxruntime); ``bf16`` (openvino on CPUs
+                with bf16 instructions); ``int8`` (onnxruntime, openvino on the CPU; needs ``calibration``).
+            calibration: int8 calibration images: a folder or dataset root, or a sequence of BGR images
+                (see :func:`clrkdnet_core.calibration.load_calibration`).
         """
         preset = load_preset(preset)
         model = build_model(preset)
@@ -127,7 +140,13 @@ class LaneDetector:
             logger.warning("no weights given for %s: the network is randomly initialised", preset.name)
         else:
             load_checkpoint(model, resolve_weights(weights))
-        runner = create_backend(backend, model.eval(), resolve_device(device), **backend_options)
+        if precision == "int8":
+            backend_options["calibration"] = calibration
+        elif calibration is not None:
+            logger.warning("calibration images are only used by precision int8; ignoring them")
+        runner = create_backend(
+            backend, model.eval(), resolve_device(device), precision=precision, **backend_options
+        )
         return cls(preset, runner)
 
     def set_thresholds(

@@ -2,7 +2,7 @@
 
 Each backend is a class taking ``(model, device, **options)`` and implementing
 :class:`~clrkdnet_core.backends.base.InferenceBackend`. Classes are imported on first use, so onnxruntime and
-TensorRT are only needed by whoever asks for them.
+TensorRT and OpenVINO are only needed by whoever asks for them.
 """
 
 import importlib
@@ -19,6 +19,7 @@ BACKENDS = {
     "torch": "clrkdnet_core.backends.torch_backend:TorchBackend",
     "onnxruntime": "clrkdnet_core.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "tensorrt": "clrkdnet_core.backends.tensorrt_backend:TensorRTBackend",
+    "openvino": "clrkdnet_core.backends.openvino_backend:OpenVinoBackend",
 }
 
 __all__ = ["BACKENDS", "InferenceBackend", "create_backend"]

@@ -1,0 +1,121 @@
+"""OpenVINO backend: the exported network compiled for OpenVINO's CPU plugin, in fp32, bf16 or int8.
+
+The inference precision is always set explicitly: left alone, OpenVINO runs "fp32" models in bf16 on CPUs
+that have it. ``int8`` compiles the QDQ model of :mod:`clrkdnet_core.quantization` with an f32 precision hint,
+so what is not quantized (the head, decoding) stays fp32.
+"""
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from clrkdnet_core.backends.base import check_precision
+from clrkdnet_core.calibration import CalibrationSource
+from clrkdnet_core.errors import BackendError
+from clrkdnet_core.export.onnx import cached_onnx, check_input, default_cache_dir
+
+# precision -> INFERENCE_PRECISION_HINT; int8 kernels come from the QDQ graph, everything else stays f32.
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def import_openvino():
+    """The openvino module, or a BackendError saying how to install it."""
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendError("OpenVINO is not installed: pip install openvino") from exc
+    return openvino
+
+
+class OpenVinoBackend:
+    """Runs (B, 3, img_h, img_w) float batches on the CPU with OpenVINO; returns (B, 192, 78) float32."""
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        model: nn.Module | None,
+        device: torch.device | str = "cpu",
+        *,
+        precision: str = "fp32",
+        calibration: CalibrationSource | None = None,
+        force_int8: bool = False,
+        onnx_path: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        threads: int | None = None,
+    ) -> None:
+        """
+        Args:
+            model: the network to export when ``onnx_path`` is None.
+            device: ``cpu`` (OpenVINO's GPU plugin targets Intel GPUs, which torch does not name).
+            precision: ``fp32``, ``bf16`` (CPUs with bf16 instructions) or ``int8`` (quantized on
+                ``calibration``; needs ``model`` for its preset).
+            calibration: int8 calibration images (see :func:`~clrkdnet_core.calibration.load_calibration`).
+            force_int8: use an int8 model that fails the accuracy gate, with a warning.
+            onnx_path: an fp32 export (see ``python -m clrkdnet_core.export onnx``).
+            cache_dir: where on-the-fly exports and int8 models go (default ``~/.cache/clrkdnet_ros``).
+            threads: CPU threads of OpenVINO (default: torch's intra-op thread count).
+        """
+        ov = import_openvino()
+        self.device = torch.device(device)
+        if self.device.type != "cpu":
+            raise BackendError(f"the openvino backend runs on the CPU, not on {self.device}")
+        check_precision(self.name, self.device, precision, tuple(PRECISION_HINTS))
+        self.core = ov.Core()
+        if precision == "bf16" and "BF16" not in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise BackendError("this CPU has no bf16 instructions (OpenVINO reports none): use fp32 or int8")
+        self.config = {
+            "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+            # Pinned worker threads would keep DDS and the node's own threads off their cores.
+            "ENABLE_CPU_PINNING": False,
+            # Dynamic quantization would run the head's FC layers in int8: the head stays fp32.
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0,
+        }
+        if onnx_path is None:
+            if model is None:
+                raise BackendError("openvino backend needs a model or an onnx_path")
+            onnx_path = cached_onnx(model, cache_dir)
+        if not os.path.isfile(onnx_path):
+            raise FileNotFoundError(f"ONNX model not found: {onnx_path}")
+        if precision == "int8":
+            from clrkdnet_core.quantization import quantized_model
+
+            if model is None:
+                raise BackendError("int8 needs the model (its preset sets the calibration's pre-processing)")
+            onnx_path, self.agreement = quantized_model(
+                onnx_path,
+                calibration,
+                model.preset,
+                f"openvino {ov.__version__}",
+                lambda path: _numpy_runner(self._compile(path)),
+                cache_dir=cache_dir or default_cache_dir(),
+                force_int8=force_int8,
+            )
+        self.onnx_path = str(onnx_path)
+        self.precision = precision
+        compiled = self._compile(self.onnx_path)
+        self.input_size = tuple(compiled.input(0).get_partial_shape().get_max_shape())[2:]
+        self._run = _numpy_runner(compiled)
+
+    def _compile(self, path: str):
+        return self.core.compile_model(self.core.read_model(path), "CPU", self.config)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        check_input(batch, self.input_size)
+        return torch.from_numpy(self._run(batch.to("cpu", torch.float32).contiguous().numpy()))
+
+
+def _numpy_runner(compiled) -> Callable[[np.ndarray], np.ndarray]:
+    request = compiled.create_infer_request()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        request.infer({0: batch})
+        return request.get_output_tensor(0).data.astype(np.float32, copy=True)
+
+    return run
