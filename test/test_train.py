@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 from clrkdnet_core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.data.synthetic import generate_dataset
 from clrkdnet_core.errors import CheckpointError, PresetError
 from clrkdnet_core.models import build_model
-from training.data import build_train_dataset, collate
+from training.data import SeededAugmentation, build_train_dataset, collate
 from training.options import build_parser, preset_overrides
 from training.train import main
-from training.trainer import Trainer, TrainSettings, build_teacher
+from training.trainer import (
+    Trainer,
+    TrainSettings,
+    build_teacher,
+    epoch_loader,
+    teacher_at_student_geometry,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -102,7 +109,7 @@ def test_cli_distils_validates_and_saves_checkpoints(culane_root, tmp_path):
             "--distillation", "--teacher_model_cfg", "clrnet_resnet18_culane",
             "--teacher_model_path", str(teacher_path), "--batch-size", "4", "--epochs", "1",
             "--set", "train.frame_diff_threshold=null", "--val-split", "test",
-            "--workers", "0", "--device", "cpu", "--ema", "--log-every", "1",
+            "--workers", "0", "--device", "cpu", "--ema", "--log-every", "1", "--pretrained-backbone", "none",
         ]
     )  # fmt: skip
     assert code == 0
@@ -112,6 +119,63 @@ def test_cli_distils_validates_and_saves_checkpoints(culane_root, tmp_path):
     best = read_checkpoint(work / "best.pth")
     assert best["f1"] == best["f1"] and -1.0 <= best["f1"] <= 1.0
     load_checkpoint(build_model("clrkdnet_resnet18_culane"), work / "best.pth")
+
+
+@pytest.mark.slow
+def test_an_800x320_teacher_distils_the_400x160_demo_student_from_imagenet_weights(
+    culane_root, tmp_path, monkeypatch, capsys
+):
+    teacher_path = save_checkpoint(tmp_path / "teacher.pth", build_model("clrnet_resnet18_culane"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    imagenet = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    imagenet.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), imagenet)
+    work = tmp_path / "work"
+    code = main(
+        [
+            "--preset", str(REPO / "models" / "clrkdnet_resnet18_synthetic.yaml"),
+            "--data-root", str(culane_root), "--work-dir", str(work),
+            "--distill", "--teacher-preset", "clrnet_resnet18_culane", "--teacher-weights", str(teacher_path),
+            "--batch-size", "2", "--max-iters", "1", "--no-validate", "--workers", "0", "--device", "cpu",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert f"backbone resnet18: ImageNet weights from {imagenet}" in capsys.readouterr().out
+    saved = read_checkpoint(work / "last.pth")
+    assert saved["iteration"] == 1 and saved["backbone_init"] == f"ImageNet weights from {imagenet}"
+
+
+def test_a_teacher_is_built_at_the_students_input_size_or_refused_naming_both(tmp_path):
+    student = load_preset(REPO / "models" / "clrkdnet_resnet18_synthetic.yaml")
+    teacher = load_preset("clrnet_resnet18_culane")
+    resized = teacher_at_student_geometry(teacher, student)
+    assert (resized.geometry.img_w, resized.geometry.img_h) == (400, 160)
+    assert resized.model == teacher.model
+    # the same weights at another size: only the prior buffers, drawn from the embeddings, change
+    path = save_checkpoint(tmp_path / "teacher.pth", build_model(teacher))
+    built = build_teacher(teacher, path, CPU, student=student)
+    assert built.preset.geometry == resized.geometry and not built.training
+    assert built(torch.rand(1, 3, 160, 400)).shape == (1, 192, 78)
+    other_crop = teacher.with_overrides({"geometry.cut_height": 0})
+    with pytest.raises(
+        PresetError, match=r"crop: teacher .* 800x320 of 1640x590 images cut at row 0, student "
+    ):
+        teacher_at_student_geometry(other_crop, student)
+    square = teacher.with_overrides({"geometry.img_w": 320})
+    with pytest.raises(PresetError, match=r"aspect ratio: teacher .* 320x320 .* student .* 400x160"):
+        teacher_at_student_geometry(square, student)
+
+
+def test_ranks_train_on_different_samples_and_together_on_all(culane_root):
+    preset = _preset("clrkdnet_resnet18_culane")
+    dataset = SeededAugmentation(build_train_dataset(preset, culane_root), seed=0)
+    names = [
+        [meta["name"] for batch in epoch_loader(dataset, 1, 0, 0, 0, rank, 2) for meta in batch.metas]
+        for rank in (0, 1)
+    ]
+    assert len(names[0]) == len(names[1]) == 2
+    assert not set(names[0]) & set(names[1])
+    assert set(names[0]) | set(names[1]) == {sample.name for sample in dataset.dataset.samples}
 
 
 def test_teacher_of_the_wrong_preset_fails_strictly(tmp_path):
@@ -172,8 +236,8 @@ def test_overrides_from_yaml_set_and_shortcuts(tmp_path):
 
 @pytest.mark.slow
 def test_quick_synthetic_reproduction_writes_its_table_and_a_loadable_half_precision_student(tmp_path):
-    from clrkdnet_core.report_blocks import markers
     from clrkdnet_core.inference import LaneDetector
+    from clrkdnet_core.report_blocks import markers
     from training import reproduce_synthetic
 
     benchmarks = tmp_path / "BENCHMARKS.md"

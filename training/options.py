@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from clrkdnet_core.errors import PresetError
+from training.pretrained import IMAGENET
 
 DEFAULT_EMA_MOMENTUM = 1e-4  # CLRerNet's EMA setting: ema = (1 - m) * ema + m * weights
 
@@ -44,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run from a checkpoint (no value: <work-dir>/last.pth)",
     )
     init.add_argument("--finetune-from", "--finetune_from", type=Path, help="load matching weights only")
+    init.add_argument(
+        "--pretrained-backbone",
+        default=IMAGENET,
+        metavar="imagenet|none|FILE",
+        help="backbone start: torchvision's / the DLA zoo's ImageNet weights from torch's hub cache or "
+        "downloaded (default, as the official recipe; random when neither works, said in the log), random "
+        "weights, or a local ImageNet file (torchvision ResNet or DLA-zoo layout, fc.* ignored)",
+    )
     init.add_argument("--seed", type=int, default=0)
     recipe = parser.add_argument_group("recipe (preset overrides)")
     recipe.add_argument("--epochs", type=int)

@@ -32,12 +32,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from clrkdnet_core.report_blocks import replace_block
 from clrkdnet_core.checkpoint import save_checkpoint
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import Preset, load_preset, save_preset
 from clrkdnet_core.data.synthetic import generate_dataset
 from clrkdnet_core.inference import LaneDetector
+from clrkdnet_core.report_blocks import replace_block
 from training.data import build_eval_dataset, build_train_dataset
 from training.figures import overlay_grid, plot_losses
 from training.trainer import Trainer, TrainSettings, build_teacher

@@ -22,6 +22,7 @@ from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import PresetError
 from training.data import build_eval_dataset, build_train_dataset
 from training.options import build_parser, preset_overrides
+from training.pretrained import BackboneInit, resolve_backbone_init
 from training.trainer import Trainer, TrainSettings, build_teacher
 
 
@@ -55,11 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     train_set = build_train_dataset(preset, args.data_root)
     validate = not args.no_validate and preset.dataset == "culane"
     val_set = build_eval_dataset(preset, args.data_root, args.val_split) if validate else None
+    if args.resume is not None:
+        backbone = BackboneInit(None, "resumed")  # the checkpoint's weights and account replace it
+    else:
+        # Only rank 0 downloads: DDP copies rank 0's weights to every rank when it wraps the model.
+        backbone = resolve_backbone_init(args.pretrained_backbone, preset.model.backbone, download=rank == 0)
+        if rank == 0:
+            print(f"backbone {preset.model.backbone}: {backbone.description}", flush=True)
+    teacher = None
+    if args.distill:
+        teacher = build_teacher(load_preset(teacher_name), args.teacher_weights, device, student=preset)
     if world_size > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(device)
-    teacher = build_teacher(load_preset(teacher_name), args.teacher_weights, device) if args.distill else None
     work_dir = args.work_dir or Path("work_dirs") / preset.name
     settings = TrainSettings(
         work_dir=work_dir,
@@ -77,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         finetune_from=args.finetune_from,
         rank=rank,
         world_size=world_size,
+        backbone=backbone,
     )
     trainer = Trainer(preset, train_set, val_set, settings, teacher)
     if args.resume is not None:
         trainer.resume(work_dir / "last.pth" if args.resume == "last" else Path(args.resume))
     trainer.fit()
     if world_size > 1:
+        dist.barrier()  # rank 0 may still be writing last.pth: leave together
         dist.destroy_process_group()
     return 0
 

@@ -20,12 +20,14 @@ from clrkdnet_core.checkpoint import load_checkpoint, load_pretrained, save_chec
 from clrkdnet_core.config import Preset
 from clrkdnet_core.data.base import LaneDataset
 from clrkdnet_core.data.culane import CULaneDataset
-from clrkdnet_core.errors import CheckpointError
+from clrkdnet_core.errors import CheckpointError, PresetError
 from clrkdnet_core.models import build_model
+from clrkdnet_core.models.heads.priors import priors_from_embeddings
 from training.criterion import CLRNetCriterion
 from training.data import Batch, SeededAugmentation, collate
 from training.distillation import DistillationWeights, distillation_losses
 from training.ema import ModelEMA
+from training.pretrained import RANDOM_INIT, BackboneInit
 from training.validation import validate
 
 
@@ -48,6 +50,7 @@ class TrainSettings:
     finetune_from: Path | None = None
     rank: int = 0
     world_size: int = 1
+    backbone: BackboneInit = RANDOM_INIT
 
 
 class _SkipFirst(Sampler[int]):
@@ -92,11 +95,82 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def build_teacher(preset: Preset, weights: Path, device: torch.device) -> nn.Module:
-    """The frozen teacher: built from its preset and loaded strictly (a ResNet-101 file into a ResNet-101,
-    unlike the reference's silent ResNet-50 load, MODEL.md 3.6), in eval mode."""
+# Input sizes of the same aspect ratio within this fraction share the priors' geometry (800x320 and 400x160
+# differ by 0.1 % through the img_w - 1 in the line equation).
+_ASPECT_TOLERANCE = 0.01
+
+
+def teacher_at_student_geometry(teacher: Preset, student: Preset) -> Preset:
+    """``teacher`` with the student's network input size, so both see the same batch.
+
+    A network's weights do not depend on its input size, but the teacher must see the same crop of the same
+    images and, since the priors are lines in normalised input coordinates, at the same aspect ratio; other
+    pairs raise one PresetError naming both sizes.
+    """
+    t, s = teacher.geometry, student.geometry
+    sizes = (
+        f"teacher {teacher.name} takes {t.img_w}x{t.img_h} of {t.ori_img_w}x{t.ori_img_h} images cut at "
+        f"row {t.cut_height}, student {student.name} {s.img_w}x{s.img_h} of {s.ori_img_w}x{s.ori_img_h} "
+        f"cut at row {s.cut_height}"
+    )
+    if (t.ori_img_w, t.ori_img_h, t.cut_height) != (s.ori_img_w, s.ori_img_h, s.cut_height):
+        raise PresetError(f"the teacher must see the student's image crop: {sizes}")
+    if abs((t.img_w / t.img_h) / (s.img_w / s.img_h) - 1) > _ASPECT_TOLERANCE:
+        raise PresetError(f"the teacher's input must have the student's aspect ratio: {sizes}")
+    return teacher.with_overrides({"geometry.img_w": s.img_w, "geometry.img_h": s.img_h})
+
+
+def epoch_loader(
+    dataset: SeededAugmentation,
+    batch_size: int,
+    epoch: int,
+    skip_batches: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """The batches of ``epoch`` that process ``rank`` of ``world_size`` trains on, after ``skip_batches``.
+
+    Each rank gets its own 1/world_size share of one seeded shuffle (DistributedSampler), so the ranks see
+    different samples and together every sample once per epoch.
+    """
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    # A generator per epoch keeps the loader from drawing on the global RNG, so resuming is exact.
+    generator = torch.Generator().manual_seed(seed + epoch)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=_SkipFirst(sampler, skip_batches * batch_size),
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        generator=generator,
+    )
+
+
+def build_teacher(
+    preset: Preset, weights: Path, device: torch.device, student: Preset | None = None
+) -> nn.Module:
+    """The frozen teacher: built from its preset (at ``student``'s input size when given, see
+    :func:`teacher_at_student_geometry`) and loaded strictly (a ResNet-101 file into a ResNet-101, unlike the
+    reference's silent ResNet-50 load, MODEL.md 3.6), in eval mode."""
+    if student is not None:
+        preset = teacher_at_student_geometry(preset, student)
     teacher = build_model(preset)
     load_checkpoint(teacher, weights)
+    heads = teacher.heads
+    # The file's prior buffers were drawn at the input size it was trained at; eval mode uses the buffers, so
+    # draw them again from the (size-free) embeddings at this network's size.
+    with torch.no_grad():
+        priors, on_featmap = priors_from_embeddings(
+            heads.prior_embeddings.weight, heads.prior_ys, heads.sample_x_indexs, heads.img_w, heads.img_h
+        )
+        heads.priors.copy_(priors)
+        heads.priors_on_featmap.copy_(on_featmap)
     return teacher.to(device).eval()
 
 
@@ -117,7 +191,7 @@ class Trainer:
         self.device = settings.device
         self.is_main = settings.rank == 0
         seed_everything(settings.seed)
-        self.model = build_model(preset)
+        self.model = build_model(preset, settings.backbone.path)
         if settings.finetune_from is not None:
             load_pretrained(self.model, settings.finetune_from)  # matching names and shapes only
         self.model.to(self.device)
@@ -138,6 +212,7 @@ class Trainer:
         self.ema = ModelEMA(self.model, settings.ema_momentum) if settings.ema_momentum else None
         self.iteration = 0
         self.best_f1 = -1.0
+        self.backbone_init = settings.backbone.description
         self.history: list[dict[str, float]] = []
         self.forward = self.model
         if settings.world_size > 1:
@@ -159,6 +234,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "best_f1": self.best_f1,
             "rng": _rng_state(),
+            "backbone_init": self.backbone_init,
         }
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
@@ -180,6 +256,7 @@ class Trainer:
             self.ema.load_state_dict(checkpoint["ema"])
         self.iteration = int(checkpoint["iteration"])
         self.best_f1 = float(checkpoint.get("best_f1", -1.0))
+        self.backbone_init = str(checkpoint.get("backbone_init", self.backbone_init))
         _set_rng_state(checkpoint["rng"])
 
     # -- one step ----------------------------------------------------------------------------------------
@@ -212,25 +289,17 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------------------
     def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
-        sampler = DistributedSampler(
+        settings = self.settings
+        return epoch_loader(
             self.train_set,
-            num_replicas=self.settings.world_size,
-            rank=self.settings.rank,
-            shuffle=True,
-            seed=self.settings.seed,
-        )
-        sampler.set_epoch(epoch)
-        self.train_set.set_epoch(epoch)
-        # A generator per epoch keeps the loader from drawing on the global RNG, so resuming is exact.
-        generator = torch.Generator().manual_seed(self.settings.seed + epoch)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.preset.train.batch_size,
-            sampler=_SkipFirst(sampler, skip_batches * self.preset.train.batch_size),
-            num_workers=self.settings.workers,
-            collate_fn=collate,
-            pin_memory=self.device.type == "cuda",
-            generator=generator,
+            self.preset.train.batch_size,
+            epoch,
+            skip_batches,
+            settings.seed,
+            settings.rank,
+            settings.world_size,
+            settings.workers,
+            self.device.type == "cuda",
         )
 
     def fit(self) -> list[dict[str, float]]:
@@ -302,4 +371,5 @@ class Trainer:
                 preset=self.preset.name,
                 iteration=self.iteration,
                 f1=self.best_f1,
+                backbone_init=self.backbone_init,
             )
