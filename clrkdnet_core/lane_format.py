@@ -38,7 +38,7 @@ NMS_XS = slice(NMS_FIRST_X, NMS_FIRST_X + NUM_OFFSETS)
 NMS_ROW_WIDTH = NMS_FIRST_X + NUM_OFFSETS
 
 
-def prior_ys(num_points: int = NUM_OFFSETS) -> "torch.Tensor":
+def prior_ys() -> "torch.Tensor":
     """Normalised image y (0 = top, 1 = bottom) of each row, bottom row first: float32 linspace(1, 0).
 
     This is the head's ``prior_ys`` buffer; decoding uses the same float32 values so that it matches the
@@ -46,4 +46,4 @@ def prior_ys(num_points: int = NUM_OFFSETS) -> "torch.Tensor":
     """
     import torch  # here, so that presets and the torch-free tools read the constants without torch
 
-    return torch.linspace(1, 0, steps=num_points, dtype=torch.float32)
+    return torch.linspace(1, 0, steps=NUM_OFFSETS, dtype=torch.float32)
