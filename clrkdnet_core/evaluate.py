@@ -1,4 +1,4 @@
-"""``python -m clrkdnet_core.evaluate``: official CULane and TuSimple metrics from prediction files.
+"""``python -m clrkdnet_core.evaluate``: official CULane and TuSimple metrics of prediction files or a model.
 
     culane    --anno-dir A --pred-dir P [--list L] [--iou 0.5 0.75] [--mf1] [--width 30] [--json]
     tusimple  --pred P.json --gt G.json [--json]
