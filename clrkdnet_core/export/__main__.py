@@ -1,7 +1,9 @@
-"""Export a preset's network: ``python -m clrkdnet_core.export onnx|tensorrt --preset P --weights W ...``.
+"""Export a preset's network: ``python -m clrkdnet_core.export onnx|tensorrt|int8 --preset P --weights W``.
 
 ``onnx`` writes the network up to its (B, 192, 78) output and checks it with onnxruntime against PyTorch;
-``tensorrt`` builds (or validates) the cached TensorRT engine ahead of time, so the node starts at once.
+``tensorrt`` builds (or validates) the cached TensorRT engine ahead of time, so the node starts at once;
+``int8 --backend onnxruntime|openvino --calibration DIR`` quantizes, runs the accuracy gate and caches the
+int8 model the same way.
 """
 
 import argparse
@@ -40,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     trt.add_argument("--max-batch", type=int, default=8, help="largest batch the engine accepts (default 8)")
     trt.add_argument("--device", default="cuda:0", help="CUDA device (default cuda:0)")
     trt.add_argument("--cache-dir", default=None, help="engine cache (default ~/.cache/clrkdnet_ros)")
+
+    int8 = commands.add_parser("int8", help="build the cached int8 model (with its accuracy gate) and exit")
+    int8.add_argument("--backend", required=True, choices=("onnxruntime", "openvino"), help="runtime")
+    int8.add_argument("--preset", required=True, help="preset name or YAML file")
+    int8.add_argument("--weights", required=True, help="checkpoint (.pth)")
+    int8.add_argument("--calibration", required=True, help="folder of camera images or a dataset root")
+    int8.add_argument("--force-int8", action="store_true", help="keep a model that fails the accuracy gate")
+    int8.add_argument("--cache-dir", default=None, help="model cache (default ~/.cache/clrkdnet_ros)")
     return parser
 
 
@@ -62,6 +72,20 @@ def main(argv: list[str] | None = None) -> int:
             else f"max |onnxruntime - torch| = {result.max_abs_diff:.3g}"
         )
         print(f"wrote {result.path} ({check}, tolerance {result.tolerance:g})")
+        return 0
+    if args.command == "int8":
+        from clrkdnet_core.backends import create_backend
+
+        backend = create_backend(
+            args.backend,
+            model,
+            "cpu",
+            precision="int8",
+            calibration=args.calibration,
+            force_int8=args.force_int8,
+            cache_dir=args.cache_dir,
+        )
+        print(f"{backend.agreement.summary()}\nint8 model ready: {backend.onnx_path}")
         return 0
     from clrkdnet_core.export.tensorrt import build_only
 
