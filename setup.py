@@ -14,7 +14,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=["clrkdnet_ros", "clrkdnet_ros.*", "clrkdnet_core", "clrkdnet_core.*"]),
-    package_data={"clrkdnet_core": ["presets/*.yaml"]},
+    # The Fast DDS profile the node applies to its own participant (clrkdnet_ros/dds_setup.py).
+    package_data={"clrkdnet_core": ["presets/*.yaml"], "clrkdnet_ros": ["*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

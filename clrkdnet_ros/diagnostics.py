@@ -25,6 +25,7 @@ class DetectorStats:
         self._lock = threading.Lock()
         self._received: deque[float] = deque()
         self._processed: deque[float] = deque()
+        self._lost: deque[tuple[float, int]] = deque()
         self._processing_ms: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._latency_ms: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self.received = 0
@@ -32,13 +33,31 @@ class DetectorStats:
         self.dropped = 0
         self.bad_input = 0
         self.errors = 0
+        self.lost = 0
+        self.last_frame: float | None = None  # time.monotonic() of the newest frame
         self._problems_reported = 0
 
     def frame_received(self, dropped_previous: bool) -> None:
         with self._lock:
             self.received += 1
-            self._received.append(time.monotonic())
+            self.last_frame = time.monotonic()
+            self._received.append(self.last_frame)
             self.dropped += int(dropped_previous)
+
+    def frames_lost(self, count: int) -> None:
+        """``count`` frames DDS reported lost before they reached the subscription."""
+        with self._lock:
+            self.lost += count
+            self._lost.append((time.monotonic(), count))
+
+    def recent_input(self) -> tuple[int, int]:
+        """(frames received, frames lost) in the rate window."""
+        now = time.monotonic()
+        with self._lock:
+            _rate(self._received, now)
+            while self._lost and self._lost[0][0] < now - _RATE_WINDOW_S:
+                self._lost.popleft()
+            return len(self._received), sum(count for _, count in self._lost)
 
     def frame_processed(self, processing_ms: float, latency_ms: float) -> None:
         with self._lock:
@@ -55,8 +74,11 @@ class DetectorStats:
         with self._lock:
             self.errors += 1
 
-    def status(self, name: str, hardware_id: str, state: str, extra: dict[str, str]) -> DiagnosticStatus:
-        """Summarise; WARN when active without input, or when frames failed since the previous call."""
+    def status(
+        self, name: str, hardware_id: str, state: str, extra: dict[str, str], input_problem: str | None = None
+    ) -> DiagnosticStatus:
+        """Summarise; WARN when frames failed since the previous call, with ``input_problem`` (frames of a
+        matched publisher missing), or when active without input."""
         now = time.monotonic()
         with self._lock:
             received_hz = _rate(self._received, now)
@@ -77,12 +99,15 @@ class DetectorStats:
                 "frames received": str(self.received),
                 "frames processed": str(self.processed),
                 "frames dropped": str(self.dropped),
+                "frames lost in transport": str(self.lost),
                 "bad input frames": str(self.bad_input),
                 "inference errors": str(self.errors),
                 **extra,
             }
         if new_problems:
             level, message = DiagnosticStatus.WARN, f"{new_problems} frame(s) failed since the last report"
+        elif state == "active" and input_problem:
+            level, message = DiagnosticStatus.WARN, input_problem
         elif state == "active" and received_hz == 0.0:
             level, message = DiagnosticStatus.WARN, "active but no images received"
         elif state == "active":

@@ -43,6 +43,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
+    QoSPolicyKind,
     QoSProfile,
     ReliabilityPolicy,
     qos_policy_name_from_kind,
@@ -60,12 +61,15 @@ from clrkdnet_core.errors import ClrkdnetError, InputError
 from clrkdnet_core.lane_format import NUM_PRIORS
 from clrkdnet_core.visualization import draw_lanes
 from clrkdnet_core.weights import resolve_weights
+from clrkdnet_ros import dds_setup
 from clrkdnet_ros.conversions import lanes_to_msg
 from clrkdnet_ros.diagnostics import DetectorStats
 from clrkdnet_ros.ego_paths import ego_paths
 from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
 from clrkdnet_ros.ground_projection import CameraIntrinsics, GroundProjection
+from clrkdnet_ros.image_cdr import read_image
 from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
+from clrkdnet_ros.input_watch import starvation_reason
 from clrkdnet_ros.markers import lanes_to_markers
 
 if TYPE_CHECKING:
@@ -77,7 +81,7 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
 RCLError = rclpy_implementation.RCLError
-IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+IMAGE_QOS_CHOICES = ("auto", "sensor_data", "reliable", "system_default")
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 LOG_THROTTLE_S = 5.0
 # Standard ROS 2 QoS overrides on the image subscription and every output: read-only parameters
@@ -182,10 +186,11 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         ),
     ),
     "image_qos": (
-        "sensor_data",
+        "auto",
         ParameterDescriptor(
-            description="QoS of the image subscription (keep last 1): sensor_data (best effort, accepts "
-            "reliable and best-effort publishers), reliable or system_default",
+            description="QoS of the image subscription (keep last 1): auto (reliable while every matched "
+            "publisher is, else best effort; re-evaluated as publishers come and go), sensor_data (best "
+            "effort, accepts reliable and best-effort publishers), reliable or system_default",
             additional_constraints="one of: " + ", ".join(IMAGE_QOS_CHOICES),
             read_only=True,
         ),
@@ -196,6 +201,15 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
             description="raw: subscribe to image (sensor_msgs/Image); compressed: to image/compressed "
             "(sensor_msgs/CompressedImage, jpeg or png)",
             additional_constraints="one of: " + ", ".join(IMAGE_TRANSPORT_CHOICES),
+            read_only=True,
+        ),
+    ),
+    dds_setup.PARAMETER: (
+        True,
+        ParameterDescriptor(
+            description="Apply the package's Fast DDS profile for large frames to this node's participant "
+            "(UDPv4, 4 MiB receive buffer) unless FASTDDS_*/FASTRTPS_*/CYCLONEDDS_URI or another RMW is "
+            "configured; read from the command line before rclpy.init",
             read_only=True,
         ),
     ),
@@ -216,13 +230,23 @@ _THRESHOLDS = {
 }
 
 
-def _image_qos(name: str) -> QoSProfile:
-    if name == "sensor_data":
-        reliability = ReliabilityPolicy.BEST_EFFORT
-    elif name == "reliable":
-        reliability = ReliabilityPolicy.RELIABLE
-    else:
-        reliability = ReliabilityPolicy.SYSTEM_DEFAULT
+_FIXED_RELIABILITY = {
+    "sensor_data": ReliabilityPolicy.BEST_EFFORT,
+    "reliable": ReliabilityPolicy.RELIABLE,
+    "system_default": ReliabilityPolicy.SYSTEM_DEFAULT,
+}
+# With image_qos auto the subscription is re-created as publishers change; rclpy would re-apply the
+# reliability declared for the first one, so later ones take the standard overrides of history and depth only.
+_FOLLOWING_QOS_OVERRIDES = QoSOverridingOptions(policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH))
+_STARVATION_LOG_S = 10.0
+_RELIABILITY_NAMES = {
+    ReliabilityPolicy.RELIABLE: "reliable",
+    ReliabilityPolicy.BEST_EFFORT: "best effort",
+    ReliabilityPolicy.SYSTEM_DEFAULT: "system default",
+}
+
+
+def _image_qos(reliability: ReliabilityPolicy) -> QoSProfile:
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=1,
@@ -234,8 +258,12 @@ def _image_qos(name: str) -> QoSProfile:
 class LaneDetectorNode(LifecycleNode):
     """Lane detection on the newest camera frame; see the module docstring for topics and lifecycle."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, dds: dds_setup.DdsSetup | None = None, **kwargs: Any) -> None:
+        """``dds``: what the entry point did to DDS before ``rclpy.init`` (None: it did not run)."""
         super().__init__("lane_detector", **kwargs)
+        self._dds = dds or dds_setup.DdsSetup(
+            False, "DDS: left as the caller configured it", rmem_max=dds_setup.read_rmem_max()
+        )
         self._stats = DetectorStats()
         self._detector = None
         self._detector_lock = threading.Lock()
@@ -245,6 +273,11 @@ class LaneDetectorNode(LifecycleNode):
         self._slot: LatestFrameSlot | None = None
         self._worker: FrameWorker | None = None
         self._image_sub = None
+        self._image_reliability: ReliabilityPolicy | None = None
+        self._reliability_overridden: bool | None = None  # by qos_overrides; known once subscribed
+        self._matched_since: float | None = None
+        self._input_problem: str | None = None
+        self._dds_reported = False
         self._camera_info_sub = None
         self._outputs: dict[str, Any] = {}
         self._previous_frame_time: float | None = None
@@ -262,7 +295,7 @@ class LaneDetectorNode(LifecycleNode):
 
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(1.0, self._on_timer)
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
@@ -379,36 +412,76 @@ class LaneDetectorNode(LifecycleNode):
         self._slot = LatestFrameSlot()
         self._worker = FrameWorker(self._slot, self._process, self._on_processing_error)
         self._worker.start()
-        qos = _image_qos(self.get_parameter("image_qos").value)
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        self._subscribe_images(self._wanted_reliability())
+        camera_info_reliability = _FIXED_RELIABILITY.get(
+            self.get_parameter("image_qos").value, ReliabilityPolicy.BEST_EFFORT
+        )
+        self._camera_info_sub = self.create_subscription(
+            CameraInfo,
+            "camera_info",
+            self._on_camera_info,
+            _image_qos(camera_info_reliability),
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
+        )
+        if not self._dds_reported:  # once, and only when frames are awaited: start-up errors stay one line
+            self._dds_reported = True
+            self.get_logger().info(self._dds.message)
+            for warning in self._dds.warnings:
+                self.get_logger().warning(warning)
+        self.get_logger().info(f"waiting for images on {self._image_sub.topic_name}")
+
+    def _image_topic(self) -> tuple[str, type]:
         if self.get_parameter("image_transport").value == "compressed":
             # Like image_transport: the compressed topic follows the (remapped) raw topic name.
-            topic, msg_type = self.resolve_topic_name("image") + "/compressed", CompressedImage
-        else:
-            topic, msg_type = "image", Image
+            return self.resolve_topic_name("image") + "/compressed", CompressedImage
+        return self.resolve_topic_name("image"), Image
+
+    def _wanted_reliability(self) -> ReliabilityPolicy:
+        """The fixed choice, or with auto: reliable while every matched publisher is (as rviz2 does)."""
+        choice = self.get_parameter("image_qos").value
+        if choice != "auto":
+            return _FIXED_RELIABILITY[choice]
+        if self._reliability_overridden:
+            return self._image_reliability
+        publishers = self.get_publishers_info_by_topic(self._image_topic()[0])
+        if publishers and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
+            return ReliabilityPolicy.RELIABLE
+        return ReliabilityPolicy.BEST_EFFORT
+
+    def _subscribe_images(self, reliability: ReliabilityPolicy) -> None:
+        """(Re-)create the image subscription with ``reliability``."""
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        topic, msg_type = self._image_topic()
+        following = self.get_parameter("image_qos").value == "auto" and self._reliability_overridden is False
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=self._on_incompatible_qos, message_lost=self._on_message_lost
+        )
         self._image_sub = self.create_subscription(
             msg_type,
             topic,
             self._on_image,
-            qos,
+            _image_qos(reliability),
             event_callbacks=events,
-            qos_overriding_options=_QOS_OVERRIDES,
+            qos_overriding_options=_FOLLOWING_QOS_OVERRIDES if following else _QOS_OVERRIDES,
+            raw=msg_type is Image,  # serialized bytes: one copy of the pixels instead of two (image_cdr)
         )
-        self._camera_info_sub = self.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, qos, event_callbacks=events
-        )
-        self.get_logger().info(f"waiting for images on {self._image_sub.topic_name}")
+        if self._reliability_overridden is None:
+            self._reliability_overridden = self._image_sub.qos_profile.reliability != reliability
+        self._image_reliability = self._image_sub.qos_profile.reliability
+        self._matched_since = None
 
     def _stop_processing(self) -> None:
         for subscription in (self._image_sub, self._camera_info_sub):
             if subscription is not None:
                 self.destroy_subscription(subscription)
         self._image_sub = self._camera_info_sub = None
+        self._input_problem = None
         if self._worker is not None:
             self._worker.stop()
         self._slot = self._worker = None
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: bytes | CompressedImage) -> None:
         slot = self._slot
         if slot is not None:
             self._stats.frame_received(dropped_previous=slot.put(msg))
@@ -416,10 +489,14 @@ class LaneDetectorNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _process(self, msg: Image | CompressedImage) -> None:
+    def _process(self, msg: bytes | CompressedImage) -> None:
         start = time.perf_counter()
         try:
-            image = compressed_to_bgr(msg) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
+            if isinstance(msg, CompressedImage):
+                image = compressed_to_bgr(msg)
+            else:
+                msg = read_image(msg)
+                image = image_to_bgr(msg)
         except InputError as exc:
             self._stats.bad_frame()
             self.get_logger().warning(f"skipping frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
@@ -486,9 +563,16 @@ class LaneDetectorNode(LifecycleNode):
             f"processing a frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S
         )
 
+    def _on_message_lost(self, event: Any) -> None:
+        self._stats.frames_lost(event.total_count_change)
+
     def _on_incompatible_qos(self, event: Any) -> None:
         policy = qos_policy_name_from_kind(event.last_policy_kind)
-        hint = " (a best-effort publisher needs image_qos:=sensor_data)" if policy == "RELIABILITY" else ""
+        hint = (
+            " (a best-effort publisher needs image_qos:=sensor_data or auto)"
+            if policy == "RELIABILITY"
+            else ""
+        )
         self.get_logger().warning(
             f"a publisher offers QoS incompatible with this subscription (policy {policy}); "
             f"its messages are not received{hint}"
@@ -541,6 +625,41 @@ class LaneDetectorNode(LifecycleNode):
         parameter = self.get_parameter_or(name, Parameter(name, Parameter.Type.NOT_SET))
         return None if parameter.type_ == Parameter.Type.NOT_SET else parameter.value
 
+    def _on_timer(self) -> None:
+        if self._image_sub is not None:
+            wanted = self._wanted_reliability()
+            if wanted != self._image_reliability:
+                self._subscribe_images(wanted)
+                self.get_logger().info(
+                    f"image publishers changed: subscribing {_RELIABILITY_NAMES[wanted]} to "
+                    f"{self._image_sub.topic_name} (image_qos auto)"
+                )
+            self._watch_input()
+        self._publish_diagnostics()
+
+    def _watch_input(self) -> None:
+        """Warn (throttled) while a matched publisher's frames do not arrive; say so once they do."""
+        now = time.monotonic()
+        publishers = self._image_sub.get_publisher_count()
+        if publishers == 0:
+            self._matched_since = None
+        elif self._matched_since is None:
+            self._matched_since = now
+        received, lost = self._stats.recent_input()
+        last = max(t for t in (self._stats.last_frame, self._matched_since, 0.0) if t is not None)
+        context = (
+            f"DDS profile {'applied' if self._dds.applied else 'not applied'}, "
+            f"net.core.rmem_max {self._dds.rmem_max if self._dds.rmem_max is not None else 'unknown'}"
+        )
+        reason = starvation_reason(publishers, now - last, received, lost, context)
+        if reason is not None:
+            self.get_logger().warning(
+                f"{self._image_sub.topic_name}: {reason}", throttle_duration_sec=_STARVATION_LOG_S
+            )
+        elif self._input_problem is not None and publishers > 0:
+            self.get_logger().info(f"frames arrive on {self._image_sub.topic_name} again")
+        self._input_problem = reason
+
     def _publish_diagnostics(self) -> None:
         detector = self._detector
         if not self._active:
@@ -551,9 +670,18 @@ class LaneDetectorNode(LifecycleNode):
             "preset": self.get_parameter("preset").value,
             "backend": detector.backend if detector is not None else self.get_parameter("backend").value,
             "device": str(detector.device) if detector is not None else self.get_parameter("device").value,
+            "image reliability": _RELIABILITY_NAMES.get(self._image_reliability, "not subscribed"),
+            "DDS profile": "applied" if self._dds.applied else "not applied",
+            "net.core.rmem_max (bytes)": str(self._dds.rmem_max)
+            if self._dds.rmem_max is not None
+            else "unknown",
         }
         status = self._stats.status(
-            f"{self.get_fully_qualified_name()}: lane detection", extra["device"], state, extra
+            f"{self.get_fully_qualified_name()}: lane detection",
+            extra["device"],
+            state,
+            extra,
+            self._input_problem,
         )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -597,6 +725,8 @@ def _run(argv: list[str] | None) -> int:
     # OpenMP threads that spin while idle take the CPU from the camera driver and the DDS threads (the demo's
     # node kept up with fewer frames with them spinning). Set before torch loads; a caller's value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Before rclpy.init: Fast DDS reads its profile when the participant is created.
+    dds = dds_setup.apply_to_this_process(sys.argv if argv is None else argv)
     try:
         rclpy.init(args=argv)
     except RCLError as exc:  # malformed --ros-args or an unreadable --params-file
@@ -604,7 +734,7 @@ def _run(argv: list[str] | None) -> int:
         raise InputError(f"invalid ROS arguments: {reason}") from None
     node = None
     try:
-        node = LaneDetectorNode()
+        node = LaneDetectorNode(dds)
         _forward_core_logs(node)
         if node.get_parameter("auto_start").value:
             for transition in (node.trigger_configure, node.trigger_activate):

@@ -4,8 +4,9 @@
         image_topic:=/front_camera/image_raw camera_info_topic:=/front_camera/camera_info rviz:=true
 
 Parameters come from ``params_file`` (default: the package's config/lane_detect.yaml); the preset, weights,
-device, image_transport and use_sim_time arguments override it. Use ``namespace:=front`` to run one detector
-per camera (topics become /front/lanes, /front/lane_markers, ...); RViz then runs in the same namespace.
+device, image_transport, dds_profile and use_sim_time arguments override it. Use ``namespace:=front`` to run
+one detector per camera (topics become /front/lanes, /front/lane_markers, ...); RViz then runs in the same
+namespace.
 Without the ground projection the markers are in the camera's frame: pass ``rviz_fixed_frame:=<camera
 frame_id>`` when no TF links it to base_link.
 """
@@ -74,6 +75,13 @@ def generate_launch_description() -> LaunchDescription:
             "frame_id (the markers then lie in the image plane) unless TF links it to base_link",
         ),
         DeclareLaunchArgument(
+            "dds_profile",
+            default_value="true",
+            choices=["true", "false"],
+            description="Apply the package's Fast DDS profile for large frames to the detector's participant "
+            "(never over FASTDDS_*/FASTRTPS_*/CYCLONEDDS_URI or another RMW); false: DDS defaults",
+        ),
+        DeclareLaunchArgument(
             "log_level",
             default_value="info",
             choices=["debug", "info", "warn", "error", "fatal"],
@@ -97,6 +105,7 @@ def generate_launch_description() -> LaunchDescription:
                 "weights": ParameterValue(LaunchConfiguration("weights"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                 "image_transport": ParameterValue(LaunchConfiguration("image_transport"), value_type=str),
+                "dds_profile": ParameterValue(LaunchConfiguration("dds_profile"), value_type=bool),
                 "use_sim_time": use_sim_time,
             },
         ],

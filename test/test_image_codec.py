@@ -189,3 +189,87 @@ def test_bgr_to_image_round_trip(bgr):
     np.testing.assert_array_equal(image_to_bgr(msg), bgr)
     with pytest.raises(InputError, match="expected an HxWx3 uint8 BGR image"):
         bgr_to_image(bgr[..., 0], header)
+
+
+# ---- serialized Images (raw=True subscriptions) ----------------------------------------------------------
+
+
+def _serialized(width: int, height: int, encoding: str, padding: int, frame_id: str = "cam") -> tuple:
+    from rclpy.serialization import serialize_message
+
+    bytes_per_pixel = {"yuv422": 2, "yuv422_yuy2": 2, "bgra8": 4, "rgba8": 4, "bgr8": 3, "rgb8": 3}
+    step = width * bytes_per_pixel.get(encoding, 1) + padding
+    data = np.random.default_rng(width + padding).integers(0, 256, step * height, dtype=np.uint8)
+    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_000, 123_456_789
+    msg.header.frame_id = frame_id
+    msg.data = array.array("B", data.tobytes())
+    return msg, serialize_message(msg)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "width", "padding"),
+    [
+        (encoding, width, padding)
+        for encoding in SUPPORTED_ENCODINGS
+        for width, padding in [(6, 0), (7, 0), (6, 3), (9, 13)]
+        if not (encoding.startswith("yuv422") and width % 2)  # yuv422 has no odd widths (tested above)
+    ],
+)
+def test_serialized_images_read_like_deserialized_ones(encoding, width, padding):
+    from clrkdnet_ros.image_cdr import read_image
+
+    # Odd frame id lengths move every later field off its natural alignment.
+    msg, serialized = _serialized(width, 5, encoding, padding, frame_id="cam" * (width % 3 + 1))
+    view = read_image(serialized)
+    assert view.header == msg.header
+    assert (view.height, view.width, view.encoding, view.step) == (5, width, encoding, msg.step)
+    assert view.is_bigendian == 0
+    assert bytes(view.data) == msg.data.tobytes()
+    np.testing.assert_array_equal(image_to_bgr(view), image_to_bgr(msg))
+
+
+def test_serialized_image_with_an_empty_frame_id_and_no_data_is_read_and_then_rejected_by_the_codec():
+    from clrkdnet_ros.image_cdr import read_image
+
+    _, serialized = _serialized(0, 0, "bgr8", 0, frame_id="")
+    view = read_image(serialized)
+    assert view.header.frame_id == "" and len(view.data) == 0
+    with pytest.raises(InputError, match="empty image"):
+        image_to_bgr(view)
+
+
+def test_truncated_serialized_images_are_rejected():
+    from clrkdnet_ros.image_cdr import read_image
+
+    _, serialized = _serialized(8, 4, "rgb8", 2)
+    for length in (len(serialized) - 1, len(serialized) // 2, 30, 10, 5):
+        with pytest.raises(InputError, match="truncated"):
+            read_image(serialized[:length])
+    for garbage in (b"", b"\x01\x02\x03\x04" + serialized[4:]):
+        with pytest.raises(InputError, match="not a CDR-serialized sensor_msgs/Image"):
+            read_image(garbage)
+
+
+def test_big_endian_cdr_is_read():
+    import struct
+
+    from clrkdnet_ros.image_cdr import read_image
+
+    def string(text: str) -> bytes:
+        raw = text.encode() + b"\x00"
+        return struct.pack(">I", len(raw)) + raw
+
+    body = struct.pack(">iI", 5, 6) + string("ab")  # stamp, frame_id: 15 bytes
+    body += b"\x00" + struct.pack(">II", 1, 2) + string("mono8")  # aligned height and width, encoding
+    body += b"\x00" + b"\x00" + struct.pack(">I", 2)  # is_bigendian, then an aligned step
+    body += struct.pack(">I", 2) + b"\x07\x09"  # data
+    view = read_image(b"\x00\x00\x00\x00" + body)
+    assert (view.header.stamp.sec, view.header.stamp.nanosec, view.header.frame_id) == (5, 6, "ab")
+    assert (view.height, view.width, view.encoding, view.step, bytes(view.data)) == (
+        1,
+        2,
+        "mono8",
+        2,
+        b"\x07\x09",
+    )

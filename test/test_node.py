@@ -12,9 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from ros_side import Inbox, RosSide, diagnostics_values
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -70,87 +69,6 @@ def compressed_message(image_bgr: np.ndarray, fmt: str):
     msg = CompressedImage(format=fmt)
     msg.data = array.array("B", cv2.imencode(".jpg" if fmt == "jpeg" else ".png", image_bgr)[1].tobytes())
     return msg
-
-
-# ---- the test process's ROS side ---------------------------------------------------------------------------
-
-
-class Inbox:
-    """Messages received on one topic, with a wait for one matching a predicate."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[float, Any]] = []  # (receive time, message)
-        self._condition = threading.Condition()
-
-    def __call__(self, msg: Any) -> None:
-        with self._condition:
-            self.messages.append((time.time(), msg))
-            self._condition.notify_all()
-
-    def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> Any:
-        with self._condition:
-            found = self._condition.wait_for(
-                lambda: next((m for _, m in self.messages if predicate(m)), None), timeout
-            )
-            return found
-
-    def since(self, start: float) -> list[tuple[float, Any]]:
-        with self._condition:
-            return [(t, m) for t, m in self.messages if t >= start]
-
-
-class RosSide:
-    """The test's own node, spun in a background thread so callbacks run while the test waits."""
-
-    def __init__(self) -> None:
-        import rclpy
-        from rclpy.executors import MultiThreadedExecutor
-
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"lane_detector_test_{os.getpid()}", context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
-        self._frame = 0
-        self._clients: dict[tuple[Any, str], Any] = {}
-        from diagnostic_msgs.msg import DiagnosticArray
-
-        self.diagnostics = self.inbox(DiagnosticArray, "/diagnostics")
-
-    def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-    def inbox(self, msg_type: Any, topic: str, qos: Any = 10) -> Inbox:
-        inbox = Inbox()
-        self.node.create_subscription(msg_type, topic, inbox, qos)
-        return inbox
-
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 60.0) -> Any:
-        # Clients are kept for the node's lifetime: destroying an entity while the executor thread waits on
-        # it can wedge that executor, after which nothing reaches this test node any more.
-        client = self._clients.get((srv_type, name))
-        if client is None:
-            client = self._clients[(srv_type, name)] = self.node.create_client(srv_type, name)
-        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            assert time.monotonic() < deadline, f"no answer from {name}"
-            time.sleep(0.02)
-        return future.result()
-
-    def stamp(self, msg: Any) -> Any:
-        """Give ``msg`` a fresh stamp and a unique frame id, so its answer can be told apart."""
-        self._frame += 1
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = f"test_camera_{self._frame}"
-        return msg
 
 
 def answer(publisher: Any, msg: Any, inbox: Inbox, timeout: float = ANSWER_TIMEOUT_S) -> Any:
@@ -322,25 +240,6 @@ def get_parameters(ros, detector: Detector, *names: str) -> list:
     return [parameter_value_to_python(value) for value in response.values]
 
 
-def diagnostics_values(
-    ros, detector: Detector, after: float, until: Callable[[dict[str, str]], bool] = lambda values: True
-) -> dict[str, str]:
-    """Key/values of the first /diagnostics status of ``detector`` received after ``after`` (time.time())
-    that satisfies ``until``; diagnostics come at 1 Hz, so counters may need a report or two to catch up."""
-    name = f"{detector.node_name}: lane detection"
-    deadline = time.monotonic() + 30.0
-    seen = None
-    while time.monotonic() < deadline:
-        for _, msg in ros.diagnostics.since(after):
-            for status in msg.status:
-                if status.name == name:
-                    seen = {kv.key: kv.value for kv in status.values}
-                    if until(seen):
-                        return seen
-        time.sleep(0.2)
-    raise AssertionError(f"no matching diagnostics from {name}; last: {seen}")
-
-
 # ---- tests -------------------------------------------------------------------------------------------------
 
 
@@ -409,11 +308,28 @@ def test_bad_frames_are_survived_and_counted(ros, raw_io, detectors):
     good = ros.stamp(raw_message(road_image(), "bgr8"))
     assert answer(raw_io["image"], good, raw_io["lanes"]).header == good.header
     assert raw_io["lanes"].wait_for(lambda m: m.header == unknown.header, timeout=0.1) is None
-    diagnostics_values(ros, detectors["raw"], after=start, until=lambda v: int(v["bad input frames"]) >= 2)
+    diagnostics_values(
+        ros, detectors["raw"].node_name, after=start, until=lambda v: int(v["bad input frames"]) >= 2
+    )
     assert detectors["raw"].process.poll() is None
     output = detectors["raw"].output()
     assert "unsupported image encoding '32FC1'" in output
     assert "image data has" in output or output.count("skipping frame") == 1  # the second may be throttled
+
+
+def test_truncated_serialized_frame_is_survived_with_the_bad_frame_log(ros, raw_io, detectors):
+    from rclpy.serialization import serialize_message
+
+    # Sent as serialized bytes, as a broken driver could: the node reads raw subscriptions itself (image_cdr).
+    serialized = serialize_message(ros.stamp(raw_message(road_image(), "bgr8")))
+    deadline = time.monotonic() + 20.0  # the bad-frame log is throttled (5 s) after the previous test's
+    while "serialized sensor_msgs/Image is truncated" not in detectors["raw"].output():
+        assert time.monotonic() < deadline, detectors["raw"].output()[-2000:]
+        raw_io["image"].publish(serialized[: len(serialized) // 2])
+        time.sleep(1.0)
+    good = ros.stamp(raw_message(road_image(), "bgr8"))
+    assert answer(raw_io["image"], good, raw_io["lanes"]).header == good.header
+    assert "skipping frame: serialized sensor_msgs/Image is truncated" in detectors["raw"].output()
 
 
 def test_garbage_compressed_frame_is_survived(ros, compressed_io, detectors):
@@ -582,7 +498,7 @@ def test_fast_stream_drops_frames_instead_of_queueing(ros, raw_io, detectors):
     # one still in the subscription's keep-last-1 history remain (a queue would leave dozens).
     assert len([t for t, _ in answers if t > stopped]) <= 3
     values = diagnostics_values(
-        ros, detectors["raw"], after=stopped, until=lambda v: int(v["frames dropped"]) > 0
+        ros, detectors["raw"].node_name, after=stopped, until=lambda v: int(v["frames dropped"]) > 0
     )
     assert float(values["pipeline latency p95 (ms)"]) > 0.0
     assert values["backend"] == "torch" and values["device"] == "cpu"

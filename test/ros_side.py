@@ -1,0 +1,117 @@
+"""The test process's ROS side for the tests that run the node as a real process over DDS."""
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class Inbox:
+    """Messages received on one topic, with a wait for one matching a predicate."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, Any]] = []  # (receive time, message)
+        self._condition = threading.Condition()
+
+    def __call__(self, msg: Any) -> None:
+        with self._condition:
+            self.messages.append((time.time(), msg))
+            self._condition.notify_all()
+
+    def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> Any:
+        with self._condition:
+            found = self._condition.wait_for(
+                lambda: next((m for _, m in self.messages if predicate(m)), None), timeout
+            )
+            return found
+
+    def since(self, start: float) -> list[tuple[float, Any]]:
+        with self._condition:
+            return [(t, m) for t, m in self.messages if t >= start]
+
+
+class RosSide:
+    """The test's own node, spun in a background thread so callbacks run while the test waits."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"lane_detector_test_{os.getpid()}", context=self.context)
+        self.executor = MultiThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        self._frame = 0
+        self._clients: dict[tuple[Any, str], Any] = {}
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.diagnostics = self.inbox(DiagnosticArray, "/diagnostics")
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def inbox(self, msg_type: Any, topic: str, qos: Any = 10) -> Inbox:
+        inbox = Inbox()
+        self.node.create_subscription(msg_type, topic, inbox, qos)
+        return inbox
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 60.0) -> Any:
+        # Clients are kept for the node's lifetime: destroying an entity while the executor thread waits on
+        # it can wedge that executor, after which nothing reaches this test node any more.
+        client = self._clients.get((srv_type, name))
+        if client is None:
+            client = self._clients[(srv_type, name)] = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"no answer from {name}"
+            time.sleep(0.02)
+        return future.result()
+
+    def stamp(self, msg: Any) -> Any:
+        """Give ``msg`` a fresh stamp and a unique frame id, so its answer can be told apart."""
+        self._frame += 1
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = f"test_camera_{self._frame}"
+        return msg
+
+
+def diagnostics_status(
+    ros: RosSide, node_name: str, after: float, until: Callable[[Any], bool] = lambda status: True
+) -> Any:
+    """The first /diagnostics status of the node ``node_name`` received after ``after`` (time.time()) that
+    satisfies ``until``; diagnostics come at 1 Hz, so counters may need a report or two to catch up."""
+    name = f"{node_name}: lane detection"
+    deadline = time.monotonic() + 30.0
+    seen = None
+    while time.monotonic() < deadline:
+        for _, msg in ros.diagnostics.since(after):
+            for status in msg.status:
+                if status.name == name:
+                    seen = status
+                    if until(status):
+                        return status
+        time.sleep(0.2)
+    raise AssertionError(f"no matching diagnostics from {name}; last: {seen}")
+
+
+def status_values(status: Any) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def diagnostics_values(
+    ros: RosSide, node_name: str, after: float, until: Callable[[dict[str, str]], bool] = lambda values: True
+) -> dict[str, str]:
+    """Key/values of the first status (see :func:`diagnostics_status`) whose values satisfy ``until``."""
+    return status_values(
+        diagnostics_status(ros, node_name, after, lambda status: until(status_values(status)))
+    )
