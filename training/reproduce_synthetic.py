@@ -138,10 +138,10 @@ def format_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Put ``body`` into this script's block of ``path`` (created when absent), keeping everything else."""
+def write_section(path: Path, body: str, section: str = SECTION) -> None:
+    """Put ``body`` into block ``section`` of ``path`` (created when absent), keeping everything else."""
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    path.write_text(replace_block(text, SECTION, body), encoding="utf-8")
+    path.write_text(replace_block(text, section, body), encoding="utf-8")
 
 
 def export_half(model: nn.Module, path: Path, preset_name: str) -> Path:
