@@ -1,27 +1,25 @@
 """launch/lane_detect.launch.py and config/lane_detect.yaml against the node's declared parameters.
 
-``launch``/``launch_ros`` are not installable as wheels, so the launch file is checked two ways: with the real
-packages where they are importable (a ROS 2 install), and always by running ``generate_launch_description()``
-against a recording stand-in of the few launch classes it uses, which exposes the declared arguments, the
-substitutions, the node's parameters and remappings. The YAML file is loaded by the node itself (rcl's parser
-and rclpy's type checks) in a real process.
+The launch file is evaluated with the real ``launch``/``launch_ros`` (a ROS 2 install, or the wheels set-up
+installs from ../shared/ros2_cli; skipped without them): its arguments, and what each node gets from them.
+The YAML file is loaded by the node itself (rcl's parser and rclpy's type checks) in a real process.
 """
 
+import collections
 import importlib.util
 import os
 import re
 import subprocess
 import sys
 import time
-import types
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import yaml
 from rclpy.parameter import Parameter
 
-from clrkdnet_ros.lane_detector import PARAMETERS
+from clrkdnet_ros.parameters import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "lane_detect.launch.py"
@@ -75,133 +73,148 @@ def test_yaml_values_have_the_declared_types_and_ranges():
             assert bounds.from_value <= value <= bounds.to_value, name
 
 
-# ---- the launch file against a recording stand-in of the launch API ----------------------------------------
+# ---- the launch file under the real launch API -------------------------------------------------------------
+# The description is evaluated the way `ros2 launch` does before it starts processes: the arguments' values
+# (defaults, or the given ones) go into a LaunchContext and each Node performs its substitutions. Starting
+# it for real is test/test_ros2_cli.py.
+
+_NO_LAUNCH = importlib.util.find_spec("launch_ros") is None
+needs_launch = pytest.mark.skipif(
+    _NO_LAUNCH, reason="launch_ros is not installed (set-up installs it from ../shared/ros2_cli)"
+)
 
 
-class _Recorded:
-    """Stands in for a launch class: keeps its arguments."""
+@dataclass
+class EvaluatedNode:
+    """What a launch_ros Node turns into: its package, namespace, remappings, parameters and arguments."""
 
-    instances: ClassVar[list["_Recorded"]] = []
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-        _Recorded.instances.append(self)
-
-
-def _fake_launch_modules() -> dict[str, types.ModuleType]:
-    classes = {
-        "launch": ["LaunchDescription"],
-        "launch.actions": ["DeclareLaunchArgument"],
-        "launch.conditions": ["IfCondition"],
-        "launch.substitutions": ["LaunchConfiguration", "PathJoinSubstitution"],
-        "launch_ros": [],
-        "launch_ros.actions": ["Node"],
-        "launch_ros.descriptions": ["ParameterValue"],
-        "launch_ros.substitutions": ["FindPackageShare"],
-    }
-    modules = {}
-    for module_name, names in classes.items():
-        module = types.ModuleType(module_name)
-        for name in names:
-            setattr(module, name, type(name, (_Recorded,), {}))
-        modules[module_name] = module
-    return modules
+    package: str
+    namespace: str
+    remappings: dict[str, str]
+    params_files: list[Path]
+    overrides: dict
+    arguments: list[str]
+    enabled: bool
 
 
-@pytest.fixture
-def recorded(monkeypatch) -> dict[str, list[_Recorded]]:
-    """Run generate_launch_description() on the stand-in; returns the recorded objects by class name."""
-    for name, module in _fake_launch_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    _Recorded.instances = []
-    spec = importlib.util.spec_from_file_location("lane_detect_launch_under_test", LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    by_class: dict[str, list[_Recorded]] = {}
-    for instance in _Recorded.instances:
-        by_class.setdefault(type(instance).__name__, []).append(instance)
-    assert by_class["LaunchDescription"] == [description]
-    return by_class
+def _launch_description():
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
+
+    return get_launch_description_from_python_launch_file(str(LAUNCH_FILE))
 
 
-def _declared(recorded) -> dict[str, _Recorded]:
-    return {argument.args[0]: argument for argument in recorded["DeclareLaunchArgument"]}
+def _evaluate(**values: str) -> dict[str, EvaluatedNode]:
+    """The launch file's nodes by package, with the launch arguments at ``values`` (others: defaults)."""
+    from launch import LaunchContext
+    from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
+    from launch_ros.actions import Node
+
+    description = _launch_description()
+    context = LaunchContext()
+    # The name/namespace rules `ros2 launch` fills in when it executes the node.
+    context.extend_locals({"ros_specific_arguments": collections.defaultdict(str)})
+    for argument in description.get_launch_arguments():
+        default = perform_substitutions(context, argument.default_value)
+        context.launch_configurations[argument.name] = values.pop(argument.name, default)
+    assert not values, f"not launch arguments: {values}"
+    nodes = {}
+    for node in (entity for entity in description.entities if isinstance(entity, Node)):
+        node._perform_substitutions(context)  # what Node.execute() does first, without starting a process
+        command = [perform_substitutions(context, part) for part in node.cmd[1:]]
+        files = [Path(command[i + 1]) for i, part in enumerate(command) if part == "--params-file"]
+        # Parameters given as a dict land in a temporary parameter file of their own, after the YAML file.
+        *params_files, overrides_file = files
+        package = perform_substitutions(context, normalize_to_list_of_substitutions(node.node_package))
+        nodes[package] = EvaluatedNode(
+            package=package,
+            namespace=node.expanded_node_namespace,
+            remappings=dict(node.expanded_remapping_rules or []),
+            params_files=params_files,
+            overrides=_only_value(yaml.safe_load(overrides_file.read_text()))["ros__parameters"],
+            arguments=command[: command.index("--ros-args", 1) if "--ros-args" in command[1:] else None],
+            enabled=node.condition is None or node.condition.evaluate(context),
+        )
+    return nodes
 
 
-def _detector_node(recorded) -> _Recorded:
-    (node,) = [node for node in recorded["Node"] if node.kwargs["package"] == "clrkdnet_ros"]
-    return node
+def _only_value(document: dict):
+    (value,) = document.values()  # keyed by the node's fully qualified name, or /** without a namespace
+    return value
 
 
-def test_launch_declares_the_documented_arguments(recorded):
-    declared = _declared(recorded)
+@needs_launch
+def test_launch_declares_the_documented_arguments():
+    declared = {argument.name: argument for argument in _launch_description().get_launch_arguments()}
     assert set(declared) >= REQUIRED_ARGUMENTS
     for name, argument in declared.items():
-        assert argument.kwargs.get("description"), f"launch argument {name} has no description"
-        choices = argument.kwargs.get("choices")
-        if choices is not None:
-            assert argument.kwargs["default_value"] in choices, name
+        assert argument.description, f"launch argument {name} has no description"
+        if argument.choices is not None:
+            from launch import LaunchContext
+            from launch.utilities import perform_substitutions
+
+            assert perform_substitutions(LaunchContext(), argument.default_value) in argument.choices, name
 
 
-def test_every_launch_configuration_is_declared(recorded):
-    used = {configuration.args[0] for configuration in recorded["LaunchConfiguration"]}
-    assert used <= set(_declared(recorded))
-    assert set(_declared(recorded)) <= used, "a declared argument is never used"
+@needs_launch
+def test_every_free_launch_argument_reaches_a_node(tmp_path):
+    """Each argument without choices, set to a marker, shows up in a node's namespace, remappings,
+    parameters or arguments (the choice arguments are checked one by one below)."""
+    declared = {a.name: a for a in _launch_description().get_launch_arguments() if a.choices is None}
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(PARAMS_FILE.read_text())
+    values = {name: f"marker_{name}" for name in declared} | {"params_file": str(params_file), "rviz": "true"}
+    nodes = _evaluate(**values)
+    seen = " ".join(
+        f"{node.namespace} {node.remappings} {node.overrides} {node.arguments} {node.params_files}"
+        for node in nodes.values()
+    )
+    for name in declared:
+        assert values[name] in seen, f"launch argument {name} is not used"
 
 
-def test_launch_description_contains_the_arguments_and_both_nodes(recorded):
-    (description,) = recorded["LaunchDescription"]
-    entities = description.args[0]
-    assert set(entities) == set(recorded["DeclareLaunchArgument"]) | set(recorded["Node"])
-
-
-def test_detector_node_matches_the_package_and_the_node(recorded):
-    node = _detector_node(recorded)
-    assert node.kwargs["executable"] == "lane_detector"
+@needs_launch
+def test_detector_node_gets_the_yaml_the_overrides_and_the_remappings():
+    detector = _evaluate(
+        namespace="front", image_topic="/front/cam/image_raw", weights="culane_r18.pth", use_sim_time="true"
+    )["clrkdnet_ros"]
     assert "lane_detector = clrkdnet_ros.lane_detector:main" in (ROOT / "setup.py").read_text()
-    params_file, overrides = node.kwargs["parameters"]
-    assert params_file.args == ("params_file",)
-    assert set(overrides) <= set(PARAMETERS) | {"use_sim_time"}
-    for name, value in overrides.items():
-        configuration = value.args[0]
-        assert configuration.args == (name,), f"parameter {name} is not set from the launch argument {name}"
-    assert [source for source, _ in node.kwargs["remappings"]] == ["image", "camera_info"]
-    assert node.kwargs["namespace"].args == ("namespace",)
+    assert detector.namespace == "/front"
+    assert detector.remappings == {"image": "/front/cam/image_raw", "camera_info": "/camera/camera_info"}
+    # The default parameter file is the installed config: the repo's file (a symlink to it in install/).
+    (params_file,) = detector.params_files
+    assert params_file.parts[-3:] == ("clrkdnet_ros", "config", "lane_detect.yaml")
+    assert params_file.read_bytes() == PARAMS_FILE.read_bytes()
+    assert set(detector.overrides) <= set(PARAMETERS) | {"use_sim_time"}
+    assert detector.overrides["weights"] == "culane_r18.pth"
+    assert detector.overrides["use_sim_time"] is True
+    assert detector.arguments == ["--ros-args", "--log-level", "info"]
+    assert detector.enabled
 
 
-def test_default_files_exist(recorded):
-    default = _declared(recorded)["params_file"].kwargs["default_value"]
-    package_share, *parts = default.args[0]
-    assert package_share.args == ("clrkdnet_ros",)
-    assert ROOT.joinpath(*parts) == PARAMS_FILE
-    rviz = _rviz_node(recorded)
-    rviz_config = rviz.kwargs["arguments"][rviz.kwargs["arguments"].index("-d") + 1]
-    assert ROOT.joinpath(*rviz_config.args[0][1:]) == RVIZ_FILE
+@needs_launch
+def test_typed_overrides_keep_their_types():
+    """A numeric-looking weights name stays a string; an empty one too (the node then names the problem)."""
+    assert _evaluate(weights="2024")["clrkdnet_ros"].overrides["weights"] == "2024"
+    assert _evaluate()["clrkdnet_ros"].overrides["weights"] == ""
 
 
-def test_rviz_follows_the_namespace_and_the_image_topic(recorded):
-    rviz = _rviz_node(recorded)
-    assert rviz.kwargs["namespace"].args == ("namespace",)
-    remappings = dict(rviz.kwargs["remappings"])
+@needs_launch
+def test_rviz_follows_the_namespace_and_the_image_topic():
+    rviz = _evaluate(namespace="front", image_topic="/front/cam/image_raw", rviz="true")["rviz2"]
+    assert rviz.enabled and not _evaluate()["rviz2"].enabled
+    assert rviz.namespace == "/front"
     config = yaml.safe_load(RVIZ_FILE.read_text())
     topics = [d["Topic"]["Value"] for d in config["Visualization Manager"]["Displays"] if "Topic" in d]
-    assert set(remappings) == set(topics)
-    assert remappings["/camera/image_raw"].args == ("image_topic",)
+    assert set(rviz.remappings) == set(topics)
+    assert rviz.remappings["/camera/image_raw"] == "/front/cam/image_raw"
     # The detector's outputs, made relative so they resolve in the shared namespace.
     for topic in ("/lane_markers", "/lane_detector/debug/image", "/ego_left_path", "/ego_right_path"):
-        assert remappings[topic] == topic.lstrip("/")
-    fixed_frame = rviz.kwargs["arguments"][rviz.kwargs["arguments"].index("-f") + 1]
-    assert fixed_frame.args == ("rviz_fixed_frame",)
-    assert (
-        _declared(recorded)["rviz_fixed_frame"].kwargs["default_value"]
-        == config["Visualization Manager"]["Global Options"]["Fixed Frame"]
-    )
-
-
-def _rviz_node(recorded) -> _Recorded:
-    (node,) = [node for node in recorded["Node"] if node.kwargs["package"] == "rviz2"]
-    return node
+        assert rviz.remappings[topic] == topic.lstrip("/")
+    config_file = Path(rviz.arguments[rviz.arguments.index("-d") + 1])
+    assert config_file.parts[-3:] == ("clrkdnet_ros", "config", "lane_detect.rviz")
+    assert config_file.read_bytes() == RVIZ_FILE.read_bytes()
+    fixed_frame = rviz.arguments[rviz.arguments.index("-f") + 1]
+    assert fixed_frame == config["Visualization Manager"]["Global Options"]["Fixed Frame"]
 
 
 def test_rviz_config_shows_camera_overlay_and_markers():
@@ -213,32 +226,20 @@ def test_rviz_config_shows_camera_overlay_and_markers():
     assert displays["Lanes"]["Topic"]["Value"] == "/lane_markers"
 
 
-# ---- the real launch_ros, where it exists ------------------------------------------------------------------
-
-
-def test_launch_file_with_real_launch_ros():
-    if importlib.util.find_spec("launch_ros") is None:
-        pytest.skip("launch_ros is not installed (it has no wheel); checked with the stand-in above")
-    from launch.launch_description_sources import get_launch_description_from_python_launch_file
-
-    description = get_launch_description_from_python_launch_file(str(LAUNCH_FILE))
-    assert {argument.name for argument in description.get_launch_arguments()} >= REQUIRED_ARGUMENTS
-
-
 # ---- the node loads the YAML file and the launch overrides -------------------------------------------------
 
 
 @pytest.mark.ros
-def test_node_starts_with_the_yaml_and_launch_overrides(ros_node, recorded, tmp_path):
+@needs_launch
+def test_node_starts_with_the_yaml_and_launch_overrides(ros_node, tmp_path):
     """The node parses config/lane_detect.yaml plus the launch overrides (at their defaults) cleanly."""
     from rcl_interfaces.srv import GetParameters, ListParameters
 
-    declared = _declared(recorded)
-    overrides = _detector_node(recorded).kwargs["parameters"][1]
-    args = ["--params-file", str(PARAMS_FILE), "-p", "auto_start:=false"]
-    for name in overrides:
-        default = declared[name].kwargs["default_value"]
-        args += ["-p", f"{name}:={default if default else str(tmp_path / 'model.pth')}"]
+    detector = _evaluate(weights=str(tmp_path / "model.pth"))["clrkdnet_ros"]
+    args = [arg for path in detector.params_files for arg in ("--params-file", str(path))]
+    for name, value in detector.overrides.items():
+        args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+    args += ["-p", "auto_start:=false"]  # last: the YAML file sets it too
     namespace = f"/launch_check_{os.getpid()}"
     process = subprocess.Popen(
         [sys.executable, "-m", "clrkdnet_ros.lane_detector", "--ros-args", "-r", f"__ns:={namespace}", *args],
