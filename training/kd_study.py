@@ -33,7 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from clrkdnet_core.cli import run_cli
-from clrkdnet_core.config import Preset, load_preset
+from clrkdnet_core.config import Preset
 from clrkdnet_core.data.base import LaneDataset
 from clrkdnet_core.data.culane import CULaneDataset
 from clrkdnet_core.data.synthetic import generate_dataset
@@ -43,7 +43,7 @@ from training.data import build_eval_dataset, build_train_dataset, collate
 from training.distillation import DistillationWeights
 from training.kd_study_report import RunScores, plot_study, scores_of, study_section
 from training.pretrained import IMAGENET, BackboneInit, resolve_backbone_init
-from training.reproduce_synthetic import write_section
+from training.reproduce_synthetic import synthetic_preset, write_section
 from training.train import resolve_device
 from training.trainer import Trainer, TrainSettings, build_teacher
 from training.validation import evaluate
@@ -139,24 +139,16 @@ def planned_runs(plan: Plan) -> list[Run]:
 
 def study_preset(name: str, plan: Plan, weights: DistillationWeights | None = None) -> Preset:
     """``name`` with the plan's schedule and input size; ``weights`` set the distillation terms."""
-    overrides: dict[str, object] = {
-        "train.epochs": plan.epochs,
-        "train.batch_size": plan.batch_size,
-        "train.lr": plan.lr,
-        "train.frame_diff_threshold": None,  # synthetic frames are independent renders
-        "geometry.img_w": plan.img_w,
-        "geometry.img_h": plan.img_h,
-    }
+    extra: dict[str, object] = {}
     if weights is not None:
-        overrides.update(
-            {
-                "train.att_weight": weights.att,
-                "train.logit_weight": weights.logit,
-                "train.prior_weight": weights.prior,
-                "train.teacher": TEACHER,
-            }
-        )
-    return load_preset(name).with_overrides(overrides)
+        extra = {
+            "train.att_weight": weights.att,
+            "train.logit_weight": weights.logit,
+            "train.prior_weight": weights.prior,
+            "train.teacher": TEACHER,
+        }
+    size = (plan.img_w, plan.img_h)
+    return synthetic_preset(name, plan.epochs, plan.batch_size, plan.lr, size, **extra)
 
 
 @dataclass

@@ -138,6 +138,24 @@ def format_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def synthetic_preset(
+    name: str, epochs: int, batch_size: int, lr: float, size: tuple[int, int], **extra: object
+) -> Preset:
+    """Preset ``name`` with this schedule and (width, height) network input, for generated data; ``extra``
+    are more dotted overrides."""
+    overrides = {
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        # synthetic frames are independent renders: no similar-frame filter
+        "train.frame_diff_threshold": None,
+        "geometry.img_w": size[0],
+        "geometry.img_h": size[1],
+        **extra,
+    }
+    return load_preset(name).with_overrides(overrides)
+
+
 def write_section(path: Path, body: str, section: str = SECTION) -> None:
     """Put ``body`` into block ``section`` of ``path`` (created when absent), keeping everything else."""
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
@@ -197,17 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     def preset(name: str, epochs: int, **extra: object) -> Preset:
-        overrides = {
-            "train.epochs": epochs,
-            "train.batch_size": plan.batch_size,
-            "train.lr": plan.lr,
-            # synthetic frames are independent renders: no similar-frame filter
-            "train.frame_diff_threshold": None,
-            "geometry.img_w": plan.img_w,
-            "geometry.img_h": plan.img_h,
-            **extra,
-        }
-        return load_preset(name).with_overrides(overrides)
+        return synthetic_preset(name, epochs, plan.batch_size, plan.lr, (plan.img_w, plan.img_h), **extra)
 
     teacher_preset = preset(TEACHER, plan.teacher_epochs)
     teacher, teacher_s = _train(teacher_preset, data_root, settings("teacher"), None)
