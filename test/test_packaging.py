@@ -187,16 +187,20 @@ def test_a_second_install_leaves_no_stale_file(dev_installed, tmp_path):
 def test_set_up_succeeds_without_the_ros2_cli_folder(tmp_path):
     """Where ../shared/ros2_cli is absent the CLI step says why it skips and succeeds."""
     missing = tmp_path / "no_shared" / "ros2_cli"
+    # An interpreter without the tools (here they are installed in the venv): the base Python.
+    bare_venv = tmp_path / "bare_venv"
+    (bare_venv / "bin").mkdir(parents=True)
+    (bare_venv / "bin" / "python").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
     result = subprocess.run(
-        ["scripts/install_ros2_cli.sh", str(Path(sys.prefix)), str(missing), str(tmp_path / "build")],
+        ["scripts/install_ros2_cli.sh", str(bare_venv), str(missing), str(tmp_path / "build")],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    installed_already = "already importable" in result.stdout
-    assert installed_already or f"no wheels in {missing}/wheels" in result.stdout
+    assert f"skipping the ROS 2 command line: no wheels in {missing}/wheels" in result.stdout
+    assert not (tmp_path / "build").exists()
     # make records the skip under its own stamp, so that set-up installs the tools once the folder exists.
     plan = subprocess.run(
         ["make", "-n", "-B", "setup", f"ROS2_CLI={missing}"],
