@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from clrkdnet_core.backend_options import add_backend_arguments, detector_options
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.metrics.culane import (
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--out", type=Path, help="also write the official prediction files there")
     model.add_argument("--batch-size", type=int, default=8)
     model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_backend_arguments(model)
     model.add_argument(
         "--run-time-ms", type=float, help="TuSimple: run_time to write instead of the measured ms per image"
     )
@@ -205,7 +207,9 @@ def _run_model(args: argparse.Namespace) -> int:
     # Heavy imports (torch, the network) only for this subcommand.
     from clrkdnet_core.inference import LaneDetector
 
-    detector = LaneDetector.from_preset(args.preset, args.weights, device=args.device)
+    detector = LaneDetector.from_preset(
+        args.preset, args.weights, device=args.device, **detector_options(args)
+    )
     if args.out is not None:
         print(f"predictions: {args.out}")
     if args.dataset == "culane":

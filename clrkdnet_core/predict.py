@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from clrkdnet_core.backend_options import add_backend_arguments, detector_options
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import InputError
@@ -52,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_backend_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4, help="images per network call (default: 4)")
     parser.add_argument("--conf-threshold", type=float, help="minimum lane score (default: the preset's)")
     parser.add_argument("--nms-thres", type=float, help="lane NMS threshold in px (default: the preset's)")
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     images, videos = collect_inputs(args.inputs, args.out)
     from clrkdnet_core.inference import LaneDetector  # the networks: only once the arguments look right
 
-    detector = LaneDetector.from_preset(preset, args.weights, device=args.device)
+    detector = LaneDetector.from_preset(preset, args.weights, device=args.device, **detector_options(args))
     detector.set_thresholds(args.conf_threshold, args.nms_thres, args.max_lanes)
     predict_images(detector, images, args.batch_size)
     for video in videos:

@@ -4,6 +4,7 @@ is cached and rebuilt, the accuracy gate refuses below its threshold, every bad 
 Calibration uses the documented minimum of generated scenes; the int8 models are built once per session.
 """
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -163,3 +164,35 @@ def test_bad_calibration_sets_and_devices_are_one_clear_error(calibration_dir, t
             create_backend(backend, model, "cuda", precision="int8", calibration=calibration_dir)
     with pytest.raises(BackendError, match="the torch backend on cpu runs precision fp32, not int8"):
         create_backend("torch", model, "cpu", precision="int8")
+
+
+def test_predict_and_evaluate_take_backend_precision_and_calibration(
+    detectors, calibration_dir, int8_cache, tmp_path, monkeypatch, capsys
+):
+    from clrkdnet_core.cli import run_cli
+    from clrkdnet_core.evaluate import main as evaluate_main
+    from clrkdnet_core.predict import main as predict_main
+
+    monkeypatch.setenv("CLRKDNET_CACHE_DIR", str(int8_cache))  # the session's int8 models
+    image = sorted(calibration_dir.rglob("*.jpg"))[0]
+    arguments = [str(image), "--preset", str(PRESET), "--weights", str(WEIGHTS), "--out", str(tmp_path)]
+    arguments += ["--device", "cpu", "--backend", "openvino", "--precision", "int8"]
+    assert predict_main([*arguments, "--calibration", str(calibration_dir)]) == 0
+    capsys.readouterr()
+    lanes = json.loads((tmp_path / image.with_suffix(".json").name).read_text())["lanes"]
+    assert len(lanes) == len(detectors["openvino"].detect(cv2.imread(str(image))))
+    assert run_cli(predict_main, arguments) == 2
+    assert capsys.readouterr().err.startswith("error: int8 needs calibration images")
+    evaluation = ["model", "--preset", str(PRESET), "--weights", str(WEIGHTS), "--dataset", "culane"]
+    evaluation += [
+        "--root",
+        str(calibration_dir),
+        "--device",
+        "cpu",
+        "--backend",
+        "torch",
+        "--precision",
+        "int8",
+    ]
+    assert run_cli(evaluate_main, evaluation) == 2
+    assert "error: the torch backend on cpu runs precision fp32, not int8" in capsys.readouterr().err

@@ -1,13 +1,11 @@
 """What LaneDetector needs from an inference backend: a name, a device, and batch in -> predictions out."""
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from clrkdnet_core.backend_options import PRECISIONS
 from clrkdnet_core.errors import BackendError
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 @runtime_checkable
@@ -24,8 +22,11 @@ class InferenceBackend(Protocol):
     def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
 
 
-def check_precision(backend: str, device: torch.device, precision: str, supported: Sequence[str]) -> None:
-    """Raise BackendError unless ``backend`` runs ``precision`` on ``device`` (it runs ``supported``)."""
+def check_precision(backend: Any, device: torch.device, precision: str) -> None:
+    """Raise BackendError unless ``backend`` (a backend class or instance) runs ``precision`` on ``device``.
+
+    Backends list what they run per device type in ``PRECISIONS`` (``{"cpu": ("fp32", "int8"), ...}``).
+    """
     if precision not in PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if precision == "int8" and device.type != "cpu":
@@ -33,7 +34,9 @@ def check_precision(backend: str, device: torch.device, precision: str, supporte
             f"int8 runs on the CPU only (backends onnxruntime and openvino), not on {device}; "
             "on a GPU use fp16 (torch or tensorrt)"
         )
+    supported = backend.PRECISIONS.get(device.type, ())
     if precision not in supported:
         raise BackendError(
-            f"the {backend} backend on {device.type} runs precision {' or '.join(supported)}, not {precision}"
+            f"the {backend.name} backend on {device.type} runs precision {' or '.join(supported)}, "
+            f"not {precision}"
         )

@@ -7,6 +7,7 @@ On CUDA, input and output stay on the GPU (I/O binding to the torch tensors' mem
 
 import os
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +31,10 @@ class OnnxRuntimeBackend:
     """Runs (B, 3, img_h, img_w) float batches through an ONNX model; returns (B, 192, 78) float32 tensors."""
 
     name = "onnxruntime"
+    PRECISIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "cpu": ("fp32", "fp16", "int8"),
+        "cuda": ("fp32", "fp16"),
+    }
 
     def __init__(
         self,
@@ -58,9 +63,7 @@ class OnnxRuntimeBackend:
         ort = import_onnxruntime()
         self.device = torch.device(device)
         gpu = self.device.type == "cuda"
-        check_precision(
-            self.name, self.device, precision, ("fp32", "fp16") if gpu else ("fp32", "fp16", "int8")
-        )
+        check_precision(self, self.device, precision)
         if gpu:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendError(

@@ -7,6 +7,7 @@ so what is not quantized (the head, decoding) stays fp32.
 
 import os
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ class OpenVinoBackend:
     """Runs (B, 3, img_h, img_w) float batches on the CPU with OpenVINO; returns (B, 192, 78) float32."""
 
     name = "openvino"
+    PRECISIONS: ClassVar[dict[str, tuple[str, ...]]] = {"cpu": tuple(PRECISION_HINTS)}
 
     def __init__(
         self,
@@ -63,7 +65,7 @@ class OpenVinoBackend:
         self.device = torch.device(device)
         if self.device.type != "cpu":
             raise BackendError(f"the openvino backend runs on the CPU, not on {self.device}")
-        check_precision(self.name, self.device, precision, tuple(PRECISION_HINTS))
+        check_precision(self, self.device, precision)
         self.core = ov.Core()
         if precision == "bf16" and "BF16" not in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise BackendError("this CPU has no bf16 instructions (OpenVINO reports none): use fp32 or int8")

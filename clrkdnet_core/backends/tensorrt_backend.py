@@ -5,6 +5,7 @@ on-device post-processing.
 """
 
 import os
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -19,6 +20,7 @@ class TensorRTBackend:
     """Runs (B, 3, img_h, img_w) batches (B <= ``max_batch``) through a TensorRT engine -> (B, 192, 78)."""
 
     name = "tensorrt"
+    PRECISIONS: ClassVar[dict[str, tuple[str, ...]]] = {"cuda": ("fp32", "fp16")}
 
     def __init__(
         self,
@@ -45,7 +47,7 @@ class TensorRTBackend:
             raise BackendError("tensorrt backend needs a model or an onnx_path")
         if self.device.type != "cuda" or not torch.cuda.is_available():
             raise BackendError(f"the tensorrt backend needs a CUDA device, got {self.device}")
-        check_precision(self.name, self.device, precision, ("fp32", "fp16"))
+        check_precision(self, self.device, precision)
         self.precision = precision
         self.max_batch = max_batch
         self._deserializer = EngineDeserializer(self.device)

@@ -1,5 +1,7 @@
 """Eager PyTorch backend: the network itself, in eval and inference mode."""
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -12,6 +14,7 @@ class TorchBackend:
     """Runs the network eagerly on ``device``, BatchNorm folded, channels-last; optionally float16 (CUDA)."""
 
     name = "torch"
+    PRECISIONS: ClassVar[dict[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
 
     def __init__(
         self,
@@ -33,9 +36,7 @@ class TorchBackend:
         if model is None:
             raise BackendError("torch backend needs a model")
         self.device = torch.device(device)
-        check_precision(
-            self.name, self.device, precision, ("fp32", "fp16") if self.device.type == "cuda" else ("fp32",)
-        )
+        check_precision(self, self.device, precision)
         self.precision = precision
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
