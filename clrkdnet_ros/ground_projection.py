@@ -72,3 +72,51 @@ class GroundProjection:
         points = np.stack([scale * forward, -scale * x_right, np.zeros_like(scale)], axis=-1)
         points[~(points[:, 0] <= MAX_GROUND_DISTANCE_M)] = np.nan
         return points.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """What the latest ``camera_info`` and the mounting give a frame: intrinsics and the ground projection
+    (None when missing or unusable), and why ``camera_info`` is ignored, if it is."""
+
+    intrinsics: CameraIntrinsics | None = None
+    projection: GroundProjection | None = None
+    problem: str | None = None
+
+
+class CameraModelCache:
+    """:class:`CameraModel` for each frame, rebuilt only when ``camera_info``, the image size or the mounting
+    parameters change (``camera_info`` usually comes with every frame, with the same contents)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._model = CameraModel()
+        self.builds = 0
+
+    def get(
+        self, info: CameraInfo | None, width: int, height: int, camera_height: float, camera_pitch: float
+    ) -> CameraModel:
+        calibration = None if info is None else (info.width, info.height, tuple(info.k))
+        key = (calibration, width, height, camera_height, camera_pitch)
+        if key != self._key:
+            self._key, self._model = key, _camera_model(info, width, height, camera_height, camera_pitch)
+            self.builds += 1
+        return self._model
+
+
+def _camera_model(
+    info: CameraInfo | None, width: int, height: int, camera_height: float, camera_pitch: float
+) -> CameraModel:
+    if info is None:
+        return CameraModel()
+    if (info.width, info.height) != (width, height):
+        return CameraModel(
+            problem=f"camera_info is for {info.width}x{info.height} images but the image is "
+            f"{width}x{height}; ignoring camera_info"
+        )
+    try:
+        intrinsics = CameraIntrinsics.from_camera_info(info)
+    except InputError as exc:
+        return CameraModel(problem=f"ignoring camera_info: {exc}")
+    projection = GroundProjection(intrinsics, camera_height, camera_pitch) if camera_height > 0.0 else None
+    return CameraModel(intrinsics, projection)

@@ -17,8 +17,6 @@ Topics (relative, so ``__ns``/launch namespaces and remapping work):
   ``/diagnostics``; service ``~/enable`` (``std_srvs/SetBool``).
 """
 
-import logging
-import math
 import os
 import sys
 import threading
@@ -29,13 +27,7 @@ import rclpy
 from clrkdnet_msgs.msg import LaneArray
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Path as PathMsg
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
-from rclpy.exceptions import ParameterException
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -58,19 +50,19 @@ from visualization_msgs.msg import MarkerArray
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import ClrkdnetError, InputError
-from clrkdnet_core.lane_format import NUM_PRIORS
 from clrkdnet_core.visualization import draw_lanes
 from clrkdnet_core.weights import resolve_weights
-from clrkdnet_ros import dds_setup
+from clrkdnet_ros import dds_setup, parameters
 from clrkdnet_ros.conversions import lanes_to_msg
 from clrkdnet_ros.diagnostics import DetectorStats
 from clrkdnet_ros.ego_paths import ego_paths
 from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
-from clrkdnet_ros.ground_projection import CameraIntrinsics, GroundProjection
+from clrkdnet_ros.ground_projection import CameraModelCache
 from clrkdnet_ros.image_cdr import read_image
 from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
 from clrkdnet_ros.input_watch import starvation_reason
 from clrkdnet_ros.markers import lanes_to_markers
+from clrkdnet_ros.ros_logging import forward_core_logs
 
 if TYPE_CHECKING:
     from clrkdnet_core.inference import LaneDetector
@@ -81,8 +73,6 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
 RCLError = rclpy_implementation.RCLError
-IMAGE_QOS_CHOICES = ("auto", "sensor_data", "reliable", "system_default")
-IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 LOG_THROTTLE_S = 5.0
 # Standard ROS 2 QoS overrides on the image subscription and every output: read-only parameters
 # ``qos_overrides.<topic>.publisher|subscription.<policy>``, given at start-up.
@@ -95,139 +85,6 @@ _OUTPUT_QOS = QoSProfile(
 _LATEST_ONLY_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
 )
-
-
-def _double_range(low: float, high: float) -> list[FloatingPointRange]:
-    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
-
-
-def _int_range(low: int, high: int) -> list[IntegerRange]:
-    return [IntegerRange(from_value=low, to_value=high, step=1)]
-
-
-# name -> (default value, or a Parameter.Type for "unset means the preset's value", descriptor).
-# config/lane_detect.yaml and the README are checked against this table.
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    "preset": (
-        "clrkdnet_resnet18_culane",
-        ParameterDescriptor(
-            description="Model preset name (clrkdnet_core/presets) or path to a preset YAML file",
-            read_only=True,
-        ),
-    ),
-    "weights": (
-        "",
-        ParameterDescriptor(
-            description="Checkpoint file (.pth) trained for the preset; required", read_only=True
-        ),
-    ),
-    "device": (
-        "auto",
-        ParameterDescriptor(
-            description="auto, cpu, cuda or cuda:N; unavailable CUDA falls back to the CPU with a warning",
-            read_only=True,
-        ),
-    ),
-    "backend": (
-        "torch",
-        ParameterDescriptor(
-            description="Inference backend passed to LaneDetector (torch, ...)", read_only=True
-        ),
-    ),
-    "score_threshold": (
-        Parameter.Type.DOUBLE,
-        ParameterDescriptor(
-            description="Minimum lane confidence; unset: the preset's test.conf_threshold. Run-time settable",
-            floating_point_range=_double_range(0.0, 1.0),
-        ),
-    ),
-    "nms_threshold": (
-        Parameter.Type.DOUBLE,
-        ParameterDescriptor(
-            description="Lane NMS overlap threshold in pixels of the 800-wide network input; unset: the "
-            "preset's test.nms_thres. Run-time settable",
-            floating_point_range=_double_range(0.0, 800.0),
-        ),
-    ),
-    "max_lanes": (
-        Parameter.Type.INTEGER,
-        ParameterDescriptor(
-            description="Maximum lanes per image; unset: the preset's test.max_lanes. Run-time settable",
-            integer_range=_int_range(1, NUM_PRIORS),
-        ),
-    ),
-    "crop_ratio": (
-        Parameter.Type.DOUBLE,
-        ParameterDescriptor(
-            description="Fraction of the image height cut from the top before inference (the sky); unset: "
-            "the preset's cut_height / ori_img_h (270/590 for CULane)",
-            floating_point_range=_double_range(0.0, 0.9),
-            read_only=True,
-        ),
-    ),
-    "camera_height": (
-        0.0,
-        ParameterDescriptor(
-            description="Camera height above the road in metres for the ground projection; 0 disables it",
-            floating_point_range=_double_range(0.0, 20.0),
-        ),
-    ),
-    "camera_pitch": (
-        0.0,
-        ParameterDescriptor(
-            description="Camera pitch in radians, positive when looking down at the road",
-            floating_point_range=_double_range(-1.5, 1.5),
-        ),
-    ),
-    "ground_frame_id": (
-        "base_link",
-        ParameterDescriptor(
-            description="Frame of ground_points and ground markers: origin on the road below the camera"
-        ),
-    ),
-    "image_qos": (
-        "auto",
-        ParameterDescriptor(
-            description="QoS of the image subscription (keep last 1): auto (reliable while every matched "
-            "publisher is, else best effort; re-evaluated as publishers come and go), sensor_data (best "
-            "effort, accepts reliable and best-effort publishers), reliable or system_default",
-            additional_constraints="one of: " + ", ".join(IMAGE_QOS_CHOICES),
-            read_only=True,
-        ),
-    ),
-    "image_transport": (
-        "raw",
-        ParameterDescriptor(
-            description="raw: subscribe to image (sensor_msgs/Image); compressed: to image/compressed "
-            "(sensor_msgs/CompressedImage, jpeg or png)",
-            additional_constraints="one of: " + ", ".join(IMAGE_TRANSPORT_CHOICES),
-            read_only=True,
-        ),
-    ),
-    dds_setup.PARAMETER: (
-        True,
-        ParameterDescriptor(
-            description="Apply the package's Fast DDS profile for large frames to this node's participant "
-            "(UDPv4, 4 MiB receive buffer) unless FASTDDS_*/FASTRTPS_*/CYCLONEDDS_URI or another RMW is "
-            "configured; read from the command line before rclpy.init",
-            read_only=True,
-        ),
-    ),
-    "auto_start": (
-        True,
-        ParameterDescriptor(
-            description="Configure and activate at start-up; false waits for a lifecycle manager",
-            read_only=True,
-        ),
-    ),
-}
-
-# Run-time thresholds -> LaneDetector.set_thresholds keyword and the preset's TestConfig field.
-_THRESHOLDS = {
-    "score_threshold": "conf_threshold",
-    "nms_threshold": "nms_thres",
-    "max_lanes": "max_lanes",
-}
 
 
 _FIXED_RELIABILITY = {
@@ -268,6 +125,7 @@ class LaneDetectorNode(LifecycleNode):
         self._detector = None
         self._detector_lock = threading.Lock()
         self._camera_info: CameraInfo | None = None
+        self._camera_models = CameraModelCache()  # used by the inference thread only
         self._processing_enabled = True
         self._active = False
         self._slot: LatestFrameSlot | None = None
@@ -284,14 +142,7 @@ class LaneDetectorNode(LifecycleNode):
 
         # Registered first so that it also checks the values given at start-up.
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        for name, (value, descriptor) in PARAMETERS.items():
-            try:
-                self.declare_parameter(name, value, descriptor)
-            except ParameterException as exc:  # a wrong type or range from --ros-args or the YAML file
-                reason = str(exc).removesuffix(f": {name}")
-                if "of type 'INTEGER', expecting type 'DOUBLE'" in reason:
-                    reason += " (write doubles with a decimal point, e.g. 1.0)"
-                raise InputError(f"parameter '{name}': {reason}") from None
+        parameters.declare_parameters(self)
 
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -332,7 +183,7 @@ class LaneDetectorNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
-        self._stop_processing()
+        self.stop_processing()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -341,17 +192,12 @@ class LaneDetectorNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
-        self._stop_processing()
+        self.stop_processing()
         self._release()
         return super().on_shutdown(state)
 
     def _create_detector(self) -> "LaneDetector":
-        for name, choices in (("image_qos", IMAGE_QOS_CHOICES), ("image_transport", IMAGE_TRANSPORT_CHOICES)):
-            if self.get_parameter(name).value not in choices:
-                value = self.get_parameter(name).value
-                raise InputError(
-                    f"parameter '{name}': invalid value {value!r}; use one of {', '.join(choices)}"
-                )
+        parameters.check_choices(self)
         weights = self.get_parameter("weights").value
         if not weights:
             raise InputError(
@@ -362,7 +208,7 @@ class LaneDetectorNode(LifecycleNode):
         from clrkdnet_core.inference import LaneDetector
 
         preset = load_preset(self.get_parameter("preset").value)
-        crop_ratio = self._optional_parameter("crop_ratio")
+        crop_ratio = parameters.optional_parameter(self, "crop_ratio")
         if crop_ratio is not None:
             preset = preset.with_overrides(
                 {"geometry.cut_height": round(crop_ratio * preset.geometry.ori_img_h)}
@@ -376,15 +222,15 @@ class LaneDetectorNode(LifecycleNode):
         )
         # Thresholds left unset take the preset's values; writing them back shows them in `ros2 param get`.
         overrides = {
-            keyword: self._optional_parameter(name)
-            for name, keyword in _THRESHOLDS.items()
-            if self._optional_parameter(name) is not None
+            keyword: parameters.optional_parameter(self, name)
+            for name, keyword in parameters.THRESHOLDS.items()
+            if parameters.optional_parameter(self, name) is not None
         }
         detector.set_thresholds(**overrides)
         self.set_parameters(
             [
                 Parameter(name, value=getattr(preset.test, keyword))
-                for name, keyword in _THRESHOLDS.items()
+                for name, keyword in parameters.THRESHOLDS.items()
                 if keyword not in overrides
             ]
         )
@@ -471,7 +317,9 @@ class LaneDetectorNode(LifecycleNode):
         self._image_reliability = self._image_sub.qos_profile.reliability
         self._matched_since = None
 
-    def _stop_processing(self) -> None:
+    def stop_processing(self) -> None:
+        """Stop taking frames: remove the subscriptions and end the inference thread (the frame in progress
+        finishes). Lifecycle transitions and ``~/enable`` use it; call it before ``destroy_node``."""
         for subscription in (self._image_sub, self._camera_info_sub):
             if subscription is not None:
                 self.destroy_subscription(subscription)
@@ -507,13 +355,17 @@ class LaneDetectorNode(LifecycleNode):
                 return
             lanes = detector.detect(image)
         height, width = image.shape[:2]
-        intrinsics = self._intrinsics(width, height)
-        projection = None
-        camera_height = self.get_parameter("camera_height").value
-        if intrinsics is not None and camera_height > 0.0:
-            projection = GroundProjection(intrinsics, camera_height, self.get_parameter("camera_pitch").value)
+        camera = self._camera_models.get(
+            self._camera_info,
+            width,
+            height,
+            self.get_parameter("camera_height").value,
+            self.get_parameter("camera_pitch").value,
+        )
+        if camera.problem is not None:
+            self.get_logger().warning(camera.problem, throttle_duration_sec=LOG_THROTTLE_S)
         lane_array = lanes_to_msg(
-            lanes, msg.header, width, height, projection, self.get_parameter("ground_frame_id").value
+            lanes, msg.header, width, height, camera.projection, self.get_parameter("ground_frame_id").value
         )
         self._outputs["lanes"].publish(lane_array)
         paths = ego_paths(lane_array)
@@ -522,7 +374,7 @@ class LaneDetectorNode(LifecycleNode):
             self._outputs["ego_right_path"].publish(paths[1])
         lifetime_s = self._marker_lifetime_s(start)  # every frame: the period is between frames, not markers
         if self._outputs["markers"].get_subscription_count() > 0:
-            self._outputs["markers"].publish(lanes_to_markers(lane_array, intrinsics, lifetime_s))
+            self._outputs["markers"].publish(lanes_to_markers(lane_array, camera.intrinsics, lifetime_s))
         if self._outputs["debug_image"].get_subscription_count() > 0:
             self._outputs["debug_image"].publish(bgr_to_image(draw_lanes(image, lanes), msg.header))
 
@@ -538,24 +390,6 @@ class LaneDetectorNode(LifecycleNode):
         if previous is None:
             return MARKER_LIFETIME_RANGE_S[1]
         return min(max(2.0 * (now - previous), MARKER_LIFETIME_RANGE_S[0]), MARKER_LIFETIME_RANGE_S[1])
-
-    def _intrinsics(self, width: int, height: int) -> CameraIntrinsics | None:
-        """Intrinsics from the latest camera_info when it describes images of this size."""
-        info = self._camera_info
-        if info is None:
-            return None
-        if (info.width, info.height) != (width, height):
-            self.get_logger().warning(
-                f"camera_info is for {info.width}x{info.height} images but the image is {width}x{height}; "
-                "ignoring camera_info",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-            return None
-        try:
-            return CameraIntrinsics.from_camera_info(info)
-        except InputError as exc:
-            self.get_logger().warning(f"ignoring camera_info: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
-            return None
 
     def _on_processing_error(self, exc: BaseException) -> None:
         self._stats.inference_error()
@@ -592,26 +426,23 @@ class LaneDetectorNode(LifecycleNode):
             if self._processing_enabled:
                 self._start_processing()
             else:
-                self._stop_processing()
+                self.stop_processing()
         response.success = True
         response.message = (
             "enabled" if self._processing_enabled else "disabled: the image subscription is removed"
         )
         return response
 
-    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         thresholds = {}
-        for parameter in parameters:
-            if parameter.name in _THRESHOLDS:
-                if parameter.type_ == Parameter.Type.NOT_SET:
-                    # Declared without a value: the preset's applies. (rclpy itself refuses to unset a
-                    # statically typed parameter later.)
-                    continue
-                thresholds[_THRESHOLDS[parameter.name]] = parameter.value
-            elif parameter.name == "camera_pitch" and not math.isfinite(parameter.value):
-                return SetParametersResult(successful=False, reason="camera_pitch must be finite")
-            elif parameter.name == "ground_frame_id" and not parameter.value:
-                return SetParametersResult(successful=False, reason="ground_frame_id must not be empty")
+        for change in changes:
+            reason = parameters.invalid_reason(change)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+            # Declared without a value, a threshold takes the preset's. (rclpy itself refuses to unset a
+            # statically typed parameter later.)
+            if change.name in parameters.THRESHOLDS and change.type_ != Parameter.Type.NOT_SET:
+                thresholds[parameters.THRESHOLDS[change.name]] = change.value
         if thresholds and self._detector is not None:
             try:
                 with self._detector_lock:
@@ -619,11 +450,6 @@ class LaneDetectorNode(LifecycleNode):
             except ClrkdnetError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
-
-    def _optional_parameter(self, name: str) -> Any:
-        """Value of a parameter declared without a default, or None while it is unset."""
-        parameter = self.get_parameter_or(name, Parameter(name, Parameter.Type.NOT_SET))
-        return None if parameter.type_ == Parameter.Type.NOT_SET else parameter.value
 
     def _on_timer(self) -> None:
         if self._image_sub is not None:
@@ -688,30 +514,6 @@ class LaneDetectorNode(LifecycleNode):
         self._diagnostics_pub.publish(msg)
 
 
-class _RosLogHandler(logging.Handler):
-    """Sends Python ``logging`` records to a ROS logger, so clrkdnet_core's messages reach /rosout."""
-
-    def __init__(self, ros_logger: Any) -> None:
-        super().__init__()
-        self._ros_logger = ros_logger
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.ERROR:
-            self._ros_logger.error(record.getMessage())
-        elif record.levelno >= logging.WARNING:
-            self._ros_logger.warning(record.getMessage())
-        else:
-            self._ros_logger.info(record.getMessage())
-
-
-def _forward_core_logs(node: LaneDetectorNode) -> None:
-    """clrkdnet_core reports e.g. a CPU fallback or an engine build with ``logging``: show them in ROS."""
-    core_logger = logging.getLogger("clrkdnet_core")
-    core_logger.addHandler(_RosLogHandler(node.get_logger()))
-    core_logger.setLevel(logging.INFO)
-    core_logger.propagate = False
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ros2 run clrkdnet_ros lane_detector`` and ``python -m``.
 
@@ -735,7 +537,7 @@ def _run(argv: list[str] | None) -> int:
     node = None
     try:
         node = LaneDetectorNode(dds)
-        _forward_core_logs(node)
+        forward_core_logs(node.get_logger())
         if node.get_parameter("auto_start").value:
             for transition in (node.trigger_configure, node.trigger_activate):
                 if transition() != TransitionCallbackReturn.SUCCESS:
@@ -745,7 +547,7 @@ def _run(argv: list[str] | None) -> int:
         pass
     finally:
         if node is not None:
-            node._stop_processing()
+            node.stop_processing()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -13,7 +13,13 @@ from clrkdnet_core.errors import InputError
 from clrkdnet_core.lane import Lane
 from clrkdnet_ros.conversions import assign_positions, bottom_x, fit_ground_polynomial, lanes_to_msg
 from clrkdnet_ros.ego_paths import ego_paths
-from clrkdnet_ros.ground_projection import MAX_GROUND_DISTANCE_M, CameraIntrinsics, GroundProjection
+from clrkdnet_ros.ground_projection import (
+    MAX_GROUND_DISTANCE_M,
+    CameraIntrinsics,
+    CameraModel,
+    CameraModelCache,
+    GroundProjection,
+)
 from clrkdnet_ros.markers import lanes_to_markers
 
 WIDTH, HEIGHT = 1640, 590
@@ -146,6 +152,44 @@ def test_intrinsics_from_camera_info():
     assert CameraIntrinsics.from_camera_info(info) == CameraIntrinsics(1100.0, 1090.0, 820.0, 295.0)
     with pytest.raises(InputError, match="no valid intrinsic matrix"):
         CameraIntrinsics.from_camera_info(CameraInfo(width=WIDTH, height=HEIGHT))
+
+
+def _camera_info(width: int = WIDTH, height: int = HEIGHT) -> CameraInfo:
+    info = CameraInfo(width=width, height=height)
+    info.k = [1000.0, 0.0, 800.0, 0.0, 1000.0, 300.0, 0.0, 0.0, 1.0]
+    return info
+
+
+def test_camera_model_is_rebuilt_only_when_camera_info_or_the_mounting_changes():
+    cache = CameraModelCache()
+    first = cache.get(_camera_info(), WIDTH, HEIGHT, 1.5, 0.1)
+    assert first.intrinsics == INTRINSICS and first.problem is None
+    assert first.projection == GroundProjection(INTRINSICS, 1.5, 0.1)
+    # camera_info comes with every frame: a new message with the same contents changes nothing.
+    for _ in range(3):
+        assert cache.get(_camera_info(), WIDTH, HEIGHT, 1.5, 0.1) is first
+    assert cache.builds == 1
+    assert cache.get(_camera_info(), WIDTH, HEIGHT, 1.5, 0.2).projection.pitch == 0.2
+    assert cache.get(_camera_info(), WIDTH, HEIGHT, 2.0, 0.2).projection.height == 2.0
+    moved = _camera_info()
+    moved.k[2] = 810.0
+    assert cache.get(moved, WIDTH, HEIGHT, 2.0, 0.2).intrinsics.cx == 810.0
+    assert cache.get(moved, WIDTH, HEIGHT, 0.0, 0.2).projection is None  # height 0: projection off
+    assert cache.builds == 5
+
+
+def test_camera_model_says_why_camera_info_is_ignored():
+    cache = CameraModelCache()
+    assert cache.get(None, WIDTH, HEIGHT, 1.5, 0.1) == CameraModel()
+    other_size = cache.get(_camera_info(640, 480), WIDTH, HEIGHT, 1.5, 0.1)
+    assert other_size.projection is None and other_size.intrinsics is None
+    assert (
+        other_size.problem
+        == "camera_info is for 640x480 images but the image is 1640x590; ignoring camera_info"
+    )
+    uncalibrated = _camera_info()
+    uncalibrated.k = [0.0] * 9
+    assert cache.get(uncalibrated, WIDTH, HEIGHT, 1.5, 0.1).problem.startswith("ignoring camera_info: ")
 
 
 def test_cubic_fit_recovers_a_known_curve():
