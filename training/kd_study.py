@@ -228,8 +228,8 @@ def step_seconds(study: Study, steps: int = 2) -> dict[str, float]:
         data = generate_dataset(
             Path(tmp) / "data", "culane", FULL.batch_size, 0, split=(1, 0, 0), progress=False
         )
-        probe = dataclasses.replace(study, out=Path(tmp), _train_set=None, _test_set=None)
-        probe._train_set = build_train_dataset(study_preset(STUDENT, FULL), data)
+        train_set = build_train_dataset(study_preset(STUDENT, FULL), data)
+        probe = dataclasses.replace(study, out=Path(tmp), _train_set=train_set, _test_set=None, _teacher=None)
         teacher = build_model(study_preset(TEACHER, study.plan)).to(study.device).eval()
         kinds = {"teacher": (None, None), "plain": (VARIANTS[0], None), "distilled": (VARIANTS[1], teacher)}
         for kind, (variant, frozen) in kinds.items():
