@@ -17,6 +17,7 @@ import argparse
 import array
 import contextlib
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -91,6 +92,11 @@ class Camera:
         return json.loads(_read_line(self.process, 120.0, "the camera did not report a frame"))
 
     def close(self) -> None:
+        """End of input: the camera leaves the graph cleanly (a killed one stays in the others' graph until
+        its DDS lease expires, and would still count as a publisher for image_qos auto)."""
+        self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.process.wait(timeout=20)
         self.process.stop()
 
     def __enter__(self) -> "Camera":
@@ -167,6 +173,7 @@ def _camera(args: argparse.Namespace) -> None:
         latency = None if arrival is None else (arrival - sent) * 1e3
         print(json.dumps({"answered": arrival is not None, "latency_ms": latency}), flush=True)
     executor.shutdown()
+    node.destroy_node()
     rclpy.try_shutdown()
 
 

@@ -35,6 +35,22 @@ def without_variables(prefixes: Sequence[str], environ: Mapping[str, str] | None
     return {name: value for name, value in environ.items() if not name.startswith(tuple(prefixes))}
 
 
+def wait_until(
+    ready: Callable[[], bool], timeout_s: float, waiting_for: str, process: "NodeProcess | None" = None
+) -> None:
+    """Poll ``ready`` until it holds; raise :class:`NodeProcessError` when ``process`` exits or ``timeout_s``
+    passes first ("<waiting_for> within N s; see <log>"). Without ``process`` (a node someone else runs) only
+    the timeout applies."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if process is not None:
+            process.check_running(" before it was ready")
+        if time.monotonic() > deadline:
+            where = f"; see {process.log}" if process is not None else ""
+            raise NodeProcessError(f"{waiting_for} within {timeout_s:.0f} s{where}")
+        time.sleep(_POLL_S)
+
+
 class NodeProcess:
     """One child process; a context manager that stops it on exit.
 
@@ -84,16 +100,8 @@ class NodeProcess:
             raise NodeProcessError(f"{self.name} exited with code {code}{when}; see {self.log}")
 
     def wait_until(self, ready: Callable[[], bool], timeout_s: float, waiting_for: str) -> None:
-        """Poll ``ready`` until it holds; raise when the process exits or ``timeout_s`` passes first.
-
-        ``waiting_for`` completes the timeout message "<waiting_for> within N s; see <log>".
-        """
-        deadline = time.monotonic() + timeout_s
-        while not ready():
-            self.check_running(" before it was ready")
-            if time.monotonic() > deadline:
-                raise NodeProcessError(f"{waiting_for} within {timeout_s:.0f} s; see {self.log}")
-            time.sleep(_POLL_S)
+        """:func:`wait_until` for this process."""
+        wait_until(ready, timeout_s, waiting_for, self)
 
     def stop(self, timeout_s: float = 15.0) -> int:
         """SIGINT (the node shuts down cleanly), then SIGKILL after ``timeout_s``; returns the exit code."""
@@ -105,7 +113,7 @@ class NodeProcess:
                 self.process.kill()
                 self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
+            if stream is not None and not stream.closed:
                 stream.close()
         self._log_file.close()
         return self.process.returncode

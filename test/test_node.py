@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from ros_side import Inbox, RosSide, diagnostics_values
 
+from clrkdnet_ros.node_process import NodeProcess, lane_detector_command
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 PRESET = "clrkdnet_resnet18_culane"
@@ -95,26 +97,27 @@ def wait_for_subscriber(publisher: Any, timeout: float = STARTUP_TIMEOUT_S) -> N
 @dataclass
 class Detector:
     namespace: str
-    process: subprocess.Popen
-    log: Path
+    node: NodeProcess
     node_name: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.node_name = f"{self.namespace}/lane_detector"
 
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.node.process
+
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.node.output()
 
 
 def start_detector(namespace: str, log: Path, params: list[str], remaps: list[str]) -> Detector:
-    args = [sys.executable, "-m", "clrkdnet_ros.lane_detector", "--ros-args", "-r", f"__ns:={namespace}"]
+    args = ["-r", f"__ns:={namespace}"]
     for param in params:
         args += ["-p", param]
     for remap in remaps:
         args += ["-r", remap]
-    with open(log, "w") as handle:
-        process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT)
-    return Detector(namespace, process, log)
+    return Detector(namespace, NodeProcess(lane_detector_command(args), log))
 
 
 @pytest.fixture(scope="module")
@@ -168,26 +171,18 @@ def detectors(checkpoint, ros, tmp_path_factory):
     )
     try:
         for detector in (raw, compressed):
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                assert detector.process.poll() is None, f"detector exited:\n{detector.output()}"
-                state = ros.call(
-                    GetState, f"{detector.node_name}/get_state", GetState.Request()
-                ).current_state
-                if state.label == "active":
-                    break
-                assert time.monotonic() < deadline, f"detector not active:\n{detector.output()}"
-                time.sleep(0.5)
+
+            def active(name: str = detector.node_name) -> bool:
+                return (
+                    ros.call(GetState, f"{name}/get_state", GetState.Request()).current_state.label
+                    == "active"
+                )
+
+            detector.node.wait_until(active, STARTUP_TIMEOUT_S, f"{detector.node_name} not active")
         yield {"raw": raw, "compressed": compressed}
     finally:
         for detector in (raw, compressed):
-            if detector.process.poll() is None:
-                detector.process.terminate()
-        for detector in (raw, compressed):
-            try:
-                detector.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                detector.process.kill()
+            detector.node.stop(timeout_s=20)
 
 
 @pytest.fixture(scope="module")
@@ -381,19 +376,21 @@ def test_thresholds_change_at_run_time(ros, raw_io, detectors):
     # Unset in the YAML/command line: the preset's values are written back at configure time.
     assert get_parameters(ros, detector, "nms_threshold", "max_lanes") == [50.0, 4]
 
-    assert [r.successful for r in set_parameters(ros, detector, max_lanes=2)] == [True]
-    lanes = answer(raw_io["image"], ros.stamp(raw_message(road_image(), "bgr8")), raw_io["lanes"])
-    assert 0 < len(lanes.lanes) <= 2
+    try:
+        assert [r.successful for r in set_parameters(ros, detector, max_lanes=2)] == [True]
+        lanes = answer(raw_io["image"], ros.stamp(raw_message(road_image(), "bgr8")), raw_io["lanes"])
+        assert 0 < len(lanes.lanes) <= 2
 
-    assert [r.successful for r in set_parameters(ros, detector, score_threshold=1.0)] == [True]
-    lanes = answer(raw_io["image"], ros.stamp(raw_message(road_image(), "bgr8")), raw_io["lanes"])
-    assert lanes.lanes == []
+        assert [r.successful for r in set_parameters(ros, detector, score_threshold=1.0)] == [True]
+        lanes = answer(raw_io["image"], ros.stamp(raw_message(road_image(), "bgr8")), raw_io["lanes"])
+        assert lanes.lanes == []
 
-    for bad in ({"max_lanes": 0}, {"score_threshold": 1.5}, {"nms_threshold": -1.0}, {"preset": "other"}):
-        (result,) = set_parameters(ros, detector, **bad)
-        assert not result.successful, bad
-    assert get_parameters(ros, detector, "max_lanes", "score_threshold") == [2, 1.0]
-    set_parameters(ros, detector, max_lanes=4, score_threshold=0.0)
+        for bad in ({"max_lanes": 0}, {"score_threshold": 1.5}, {"nms_threshold": -1.0}, {"preset": "other"}):
+            (result,) = set_parameters(ros, detector, **bad)
+            assert not result.successful, bad
+        assert get_parameters(ros, detector, "max_lanes", "score_threshold") == [2, 1.0]
+    finally:  # the detector is shared: later tests expect its start-up thresholds
+        set_parameters(ros, detector, max_lanes=4, score_threshold=0.0)
 
 
 def test_ground_projection_from_camera_info(ros, raw_io, detectors):
@@ -580,44 +577,7 @@ def test_unavailable_cuda_device_falls_back_to_the_cpu_with_a_warning(detectors)
     assert "on cpu (torch backend)" in output
 
 
-# ---- in-process: the latest-frame slot and configuration details -------------------------------------------
-
-
-def test_slot_keeps_only_the_newest_item_and_counts_drops():
-    from clrkdnet_ros.frame_slot import LatestFrameSlot
-
-    slot = LatestFrameSlot()
-    assert slot.put(1) is False
-    assert slot.put(2) is True and slot.put(3) is True
-    assert (slot.take(timeout=0.1), slot.dropped) == (3, 2)
-    assert slot.take(timeout=0.05) is None
-    slot.close()
-    assert slot.take() is None  # closed: returns at once
-
-
-def test_worker_survives_exceptions_and_stops_promptly():
-    from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
-
-    slot = LatestFrameSlot()
-    processed, errors = [], []
-
-    def process(item):
-        if item == "bad":
-            raise ValueError("broken frame")
-        processed.append(item)
-
-    worker = FrameWorker(slot, process, errors.append)
-    worker.start()
-    for item in ("bad", "good"):
-        slot.put(item)
-        deadline = time.monotonic() + 5.0
-        while len(processed) + len(errors) < ("bad", "good").index(item) + 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-    start = time.monotonic()
-    worker.stop(timeout=5.0)
-    assert time.monotonic() - start < 1.0
-    assert processed == ["good"] and [str(e) for e in errors] == ["broken frame"]
+# ---- in-process: configuration details ---------------------------------------------------------------------
 
 
 @pytest.fixture

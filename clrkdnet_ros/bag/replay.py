@@ -8,9 +8,6 @@ frames. Latency here is end to end: publishing the image to receiving its lanes.
 """
 
 import shlex
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +26,10 @@ from clrkdnet_core.lane import Lane
 from clrkdnet_ros.bag.bagfile import BagFrame, LaneBag, lane_array_to_lanes
 from clrkdnet_ros.bag.evaluate import Scorer
 from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
+from clrkdnet_ros.node_process import NodeProcess, NodeProcessError, lane_detector_command, wait_until
 
 _MSG_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage, CAMERA_INFO: CameraInfo}
-_POLL_S = 0.05
+_POLL_S = 0.05  # while draining the last answers
 # After the last image: stop waiting once no lanes arrived for this long.
 _QUIET_S = 3.0
 _DRAIN_LIMIT_S = 60.0
@@ -47,17 +45,16 @@ def node_command(
     """The lane_detector command for ``image_topic`` (raw, or ``.../compressed``: compressed transport)."""
     compressed = image_topic.endswith("/compressed")
     raw_topic = image_topic.removesuffix("/compressed") if compressed else image_topic
-    command = [sys.executable, "-m", "clrkdnet_ros.lane_detector", "--ros-args"]
-    command += ["-p", f"preset:={preset}", "-p", f"weights:={weights}", "-p", f"device:={device}"]
-    command += [
+    args = ["-p", f"preset:={preset}", "-p", f"weights:={weights}", "-p", f"device:={device}"]
+    args += [
         "-p",
         f"image_transport:={'compressed' if compressed else 'raw'}",
         "-r",
         f"image:={raw_topic}",
     ]
     if camera_info_topic:
-        command += ["-r", f"camera_info:={camera_info_topic}"]
-    return command + shlex.split(extra)
+        args += ["-r", f"camera_info:={camera_info_topic}"]
+    return lane_detector_command(args + shlex.split(extra))
 
 
 def replay_bag(
@@ -96,16 +93,15 @@ def replay_bag(
     spinner.start()
     process = None
     try:
-        with (out_dir / "node.log").open("w") as log:
-            if command is not None:
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-            published = _play(
-                bag, node, publishers, received, process, out_dir, lanes_topic, rate, startup_timeout_s
-            )
-            _drain(published, received)
+        if command is not None:
+            process = NodeProcess(command, out_dir / "node.log")
+        published = _play(bag, node, publishers, process, lanes_topic, rate, startup_timeout_s)
+        _drain(published, received)
+    except NodeProcessError as exc:
+        raise ReplayError(str(exc)) from None
     finally:
         if process is not None:
-            _stop(process)
+            process.stop()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
@@ -135,21 +131,26 @@ def replay_bag(
     return summary, scorer.rows
 
 
-def _play(bag, node: Node, publishers, received, process, out_dir, lanes_topic, rate, startup_timeout_s):
+def _play(bag, node: Node, publishers, process: NodeProcess | None, lanes_topic, rate, startup_timeout_s):
     """Wait for the node, then publish every image and camera info on time; returns {stamp: publish time}."""
     image_publisher = node.create_publisher(
         _MSG_CLASSES[bag.image_connection.msgtype], bag.image_topic, QoSProfile(depth=1)
     )
-    _wait_for_node(node, image_publisher, lanes_topic, process, out_dir, startup_timeout_s)
+    # Until the node subscribes to the images and publishes lanes (model loaded, node active).
+    wait_until(
+        lambda: image_publisher.get_subscription_count() > 0 and node.count_publishers(lanes_topic) > 0,
+        startup_timeout_s,
+        f"no node subscribed to {image_publisher.topic_name} and published {lanes_topic}",
+        process,
+    )
+    time.sleep(1.5)  # discovery in the other direction, and image_qos auto settling on reliable
     published: dict[int, float] = {}
     start = first = None
     for topic, msgtype, timestamp, stamp, raw in tqdm(
         bag.playback(), desc="replaying", unit="msg", total=None, leave=False
     ):
-        if process is not None and process.poll() is not None:
-            raise ReplayError(
-                f"the lane_detector node exited with code {process.returncode}; see {out_dir}/node.log"
-            )
+        if process is not None:
+            process.check_running()
         if topic == bag.image_topic:
             publisher = image_publisher
         else:
@@ -168,24 +169,6 @@ def _play(bag, node: Node, publishers, received, process, out_dir, lanes_topic, 
     return published
 
 
-def _wait_for_node(node: Node, image_publisher, lanes_topic, process, out_dir, timeout_s: float) -> None:
-    """Until the node subscribes to the images and publishes lanes (model loaded, node active)."""
-    deadline = time.monotonic() + timeout_s
-    while image_publisher.get_subscription_count() == 0 or node.count_publishers(lanes_topic) == 0:
-        if process is not None and process.poll() is not None:
-            raise ReplayError(
-                f"the lane_detector node exited with code {process.returncode} before it was ready; "
-                f"see {out_dir}/node.log"
-            )
-        if time.monotonic() > deadline:
-            raise ReplayError(
-                f"no node subscribed to {image_publisher.topic_name} and published {lanes_topic} "
-                f"within {timeout_s:.0f} s; see {out_dir}/node.log"
-            )
-        time.sleep(_POLL_S)
-    time.sleep(0.5)  # let discovery finish in the other direction too
-
-
 def _drain(published: dict[int, float], received: dict) -> None:
     """Wait for the lanes of the last frames: until all arrived or none came for a while."""
     deadline = time.monotonic() + _DRAIN_LIMIT_S
@@ -196,16 +179,6 @@ def _drain(published: dict[int, float], received: dict) -> None:
             last_count, last_change = len(received), time.monotonic()
         elif time.monotonic() - last_change > _QUIET_S:
             break
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _stamp(msg: LaneArray) -> int:
