@@ -106,6 +106,7 @@ def test_install_contains_every_module_and_preset(installed):
     presets = {p.name for p in (REPO / "clrkdnet_core" / "presets").glob("*.yaml")}
     assert presets
     assert {p.name for p in (site_packages / "clrkdnet_core" / "presets").glob("*.yaml")} == presets
+    assert (site_packages / "clrkdnet_ros" / "fastdds_large_frames.xml").is_file()  # the node's DDS profile
     assert not (site_packages / "training").exists()
     assert not (site_packages / "test").exists()
     assert not list(installed.rglob("*.so")), "the package must not build compiled extensions"
