@@ -166,6 +166,22 @@ def test_a_teacher_is_built_at_the_students_input_size_or_refused_naming_both(tm
         teacher_at_student_geometry(square, student)
 
 
+def test_a_teacher_of_another_crop_stops_the_cli_with_one_line(culane_root, tmp_path):
+    result = _run_cli(
+        "--preset", str(REPO / "models" / "clrkdnet_resnet18_synthetic.yaml"),
+        "--data-root", str(culane_root), "--work-dir", str(tmp_path / "work"),
+        "--distill", "--teacher-preset", "clrnet_resnet18_tusimple",
+        "--teacher-weights", str(tmp_path / "t.pth"), "--no-validate", "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: the teacher must see the student's image crop: teacher clrnet_resnet18_tusimple takes "
+        "800x320 of 1280x720 images cut at row 160, student clrkdnet_resnet18_synthetic 400x160 of "
+        "1640x590 cut at row 270"
+    ]
+    assert result.stdout == ""  # refused before anything else is resolved
+
+
 def test_ranks_train_on_different_samples_and_together_on_all(culane_root):
     preset = _preset("clrkdnet_resnet18_culane")
     dataset = SeededAugmentation(build_train_dataset(preset, culane_root), seed=0)

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     train_set = build_train_dataset(preset, args.data_root)
     validate = not args.no_validate and preset.dataset == "culane"
     val_set = build_eval_dataset(preset, args.data_root, args.val_split) if validate else None
+    teacher = None
+    if args.distill:
+        teacher = build_teacher(load_preset(teacher_name), args.teacher_weights, device, student=preset)
     if args.resume is not None:
         backbone = BackboneInit(None, "resumed")  # the checkpoint's weights and account replace it
     else:
@@ -63,9 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         backbone = resolve_backbone_init(args.pretrained_backbone, preset.model.backbone, download=rank == 0)
         if rank == 0:
             print(f"backbone {preset.model.backbone}: {backbone.description}", flush=True)
-    teacher = None
-    if args.distill:
-        teacher = build_teacher(load_preset(teacher_name), args.teacher_weights, device, student=preset)
     if world_size > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
