@@ -70,6 +70,10 @@ def test_the_hub_cache_is_used_under_torchvisions_file_name(tmp_path, monkeypatc
     init = resolve_backbone_init("imagenet", "resnet18")
     assert init.path == cached and str(cached) in init.description
     build_model("clrkdnet_resnet18_culane", pretrained_backbone=init.path)
+    # torchvision's earlier name for the same weights is found too
+    earlier = cached.with_name("resnet18-5c106cde.pth")
+    cached.rename(earlier)
+    assert resolve_backbone_init("imagenet", "resnet18").path == earlier
 
 
 def test_no_weights_and_no_network_fall_back_to_random_and_say_so(tmp_path, monkeypatch):

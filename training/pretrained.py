@@ -11,6 +11,7 @@ from pathlib import Path
 
 from clrkdnet_core.errors import CheckpointError
 from clrkdnet_core.models.backbones.imagenet import (
+    cached_imagenet_weights,
     download_imagenet_weights,
     imagenet_cache_path,
 )
@@ -40,9 +41,10 @@ def resolve_backbone_init(choice: str, backbone: str, download: bool = True) -> 
         if not path.is_file():
             raise CheckpointError(f"--pretrained-backbone {choice}: no such file")
         return BackboneInit(path, f"ImageNet weights from {path}")
+    found = cached_imagenet_weights(backbone)
+    if found is not None:
+        return BackboneInit(found, f"ImageNet weights from {found}")
     cached = imagenet_cache_path(backbone)
-    if cached.is_file():
-        return BackboneInit(cached, f"ImageNet weights from {cached}")
     if download:
         try:
             path = download_imagenet_weights(backbone)

@@ -27,6 +27,13 @@ IMAGENET_URLS = {
     "resnet101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
     "dla34": "http://dl.yf.io/dla/models/imagenet/dla34-ba72cf86.pth",
 }
+# The same ImageNet weights under torchvision's earlier names (the ones CLRNet's README era downloaded).
+_EARLIER_NAMES = {
+    "resnet18": "resnet18-5c106cde.pth",
+    "resnet34": "resnet34-333f7ec4.pth",
+    "resnet50": "resnet50-19c8e357.pth",
+    "resnet101": "resnet101-5d3b4d8f.pth",
+}
 _CLASSIFIER = "fc."
 _COUNTER = "num_batches_tracked"
 _HASH_PREFIX = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's naming: <name>-<sha256 prefix>.pth
@@ -36,6 +43,14 @@ _DOWNLOAD_TIMEOUT_S = 30
 def imagenet_cache_path(backbone: str) -> Path:
     """Where torch keeps ``backbone``'s ImageNet file: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_URLS[backbone]).name
+
+
+def cached_imagenet_weights(backbone: str) -> Path | None:
+    """``backbone``'s ImageNet file in the hub cache, under its current or an earlier torchvision name."""
+    current = imagenet_cache_path(backbone)
+    earlier = _EARLIER_NAMES.get(backbone)
+    candidates = [current] + ([current.with_name(earlier)] if earlier else [])
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def download_imagenet_weights(backbone: str) -> Path:
