@@ -7,7 +7,6 @@ expects.
 """
 
 import array
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -16,9 +15,6 @@ from std_msgs.msg import Header
 
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.image import check_image
-
-if TYPE_CHECKING:
-    from clrkdnet_ros.image_cdr import SerializedImage
 
 # encoding -> (bytes per pixel, OpenCV conversion to BGR or None when the bytes already are BGR).
 # OpenCV names Bayer patterns after the second row's first two pixels, hence ROS rggb = OpenCV BG.
@@ -39,10 +35,8 @@ _RAW_ENCODINGS = {
 SUPPORTED_ENCODINGS = tuple(_RAW_ENCODINGS)
 
 
-def image_to_bgr(msg: "Image | SerializedImage") -> np.ndarray:
+def image_to_bgr(msg: Image) -> np.ndarray:
     """Decode a ``sensor_msgs/Image`` (:data:`SUPPORTED_ENCODINGS`, any row step) to HxWx3 uint8 BGR.
-
-    ``msg`` is a message or the fields read from its serialized form (:mod:`clrkdnet_ros.image_cdr`).
 
     ``is_bigendian`` is ignored: it has no meaning for 8-bit channels.
 

@@ -58,7 +58,6 @@ from clrkdnet_ros.diagnostics import DetectorStats
 from clrkdnet_ros.ego_paths import ego_paths
 from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
 from clrkdnet_ros.ground_projection import CameraModelCache
-from clrkdnet_ros.image_cdr import read_image
 from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
 from clrkdnet_ros.input_watch import starvation_reason
 from clrkdnet_ros.markers import lanes_to_markers
@@ -310,7 +309,6 @@ class LaneDetectorNode(LifecycleNode):
             _image_qos(reliability),
             event_callbacks=events,
             qos_overriding_options=_FOLLOWING_QOS_OVERRIDES if following else _QOS_OVERRIDES,
-            raw=msg_type is Image,  # serialized bytes: one copy of the pixels instead of two (image_cdr)
         )
         if self._reliability_overridden is None:
             self._reliability_overridden = self._image_sub.qos_profile.reliability != reliability
@@ -329,7 +327,7 @@ class LaneDetectorNode(LifecycleNode):
             self._worker.stop()
         self._slot = self._worker = None
 
-    def _on_image(self, msg: bytes | CompressedImage) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         slot = self._slot
         if slot is not None:
             self._stats.frame_received(dropped_previous=slot.put(msg))
@@ -337,14 +335,10 @@ class LaneDetectorNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _process(self, msg: bytes | CompressedImage) -> None:
+    def _process(self, msg: Image | CompressedImage) -> None:
         start = time.perf_counter()
         try:
-            if isinstance(msg, CompressedImage):
-                image = compressed_to_bgr(msg)
-            else:
-                msg = read_image(msg)
-                image = image_to_bgr(msg)
+            image = compressed_to_bgr(msg) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
         except InputError as exc:
             self._stats.bad_frame()
             self.get_logger().warning(f"skipping frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
