@@ -16,7 +16,9 @@ Quantized models are cached under a name hashing the fp32 ONNX file, the calibra
 runtime and its version and the CPU's instruction-set flags (:mod:`clrkdnet_core.export.cache`).
 """
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -40,7 +42,10 @@ from clrkdnet_core.preprocess import preprocess_batch
 LOG = logging.getLogger(__name__)
 QUANTIZED_MODULES = ("/backbone/", "/neck/")  # ONNX node-name prefixes the tracer gives LaneNet's children
 QUANTIZED_OPS = ("Conv", "Add")
-CALIBRATION_METHOD = "MinMax"  # see README "INT8": Percentile and Entropy measured no better here
+# Measured with the shipped model on 60 held-out generated scenes (32 calibration images, OpenVINO): all three
+# agree with fp32 on every lane count (F1@50 1.0); mean point distance Percentile 0.30 px, MinMax and Entropy
+# 0.40 px. Percentile (99.999) clips the rare activation outliers that stretch MinMax's ranges.
+CALIBRATION_METHOD = "Percentile"
 MIN_AGREEMENT_F1 = 0.95
 METADATA_KEY = "clrkdnet_int8_agreement"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
@@ -167,18 +172,20 @@ def quantize_qdq(onnx_path: Path, out_path: Path, inputs: list[np.ndarray]) -> N
             batch = next(self.batches, None)
             return None if batch is None else {input_name: batch}
 
-    quantize_static(
-        str(onnx_path),
-        str(out_path),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(QUANTIZED_OPS),
-        nodes_to_quantize=nodes,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD),
-    )
+    # The histogram calibrators print their progress: keep a CLI's or node's output to its own lines.
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(
+            str(onnx_path),
+            str(out_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_quantize=nodes,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD),
+        )
 
 
 def lane_agreement(fp32: Runner, int8: Runner, calibration: CalibrationSet, preset: Preset) -> Agreement:
