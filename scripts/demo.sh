@@ -8,7 +8,8 @@
 #
 # The model is the shipped demo student, models/clrkdnet_resnet18_synthetic.pth with its preset YAML (made by
 # training/reproduce_synthetic.py); DEMO_WEIGHTS and DEMO_PRESET pick another one. DEMO_DEVICE and DEMO_FRAMES
-# as named; DEMO_WORK (build/demo) and DEMO_OUT (demo_output) move its folders.
+# as named; DEMO_WORK (build/demo) and DEMO_OUT (demo_output) move its folders. First it prints which CPU backend
+# is fastest here (python -m clrkdnet_core.backends; DEMO_COMPARE_BACKENDS=0 skips that).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,6 +33,11 @@ fi
 if [[ ! -f "$bag/metadata.yaml" ]]; then
   rm -rf "$bag"
   "$python" -m clrkdnet_ros.bag make --from synthetic "$data" --out "$bag" --compressed --rate 30
+fi
+
+if [[ "${DEMO_COMPARE_BACKENDS:-1}" == 1 ]]; then
+  # Which CPU backend is fastest on this machine (image -> lanes); the node below runs the default torch fp32.
+  "$python" -m clrkdnet_core.backends --preset "$preset" --weights "$weights" --iterations 10
 fi
 
 rm -rf "$out"
