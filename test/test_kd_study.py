@@ -10,6 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from clrkdnet_core.data.synthetic import generate_dataset
+from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.report_blocks import markers
 from training import kd_study
 from training.kd_study import QUICK, VARIANTS, Run, Study, planned_runs
@@ -37,6 +38,9 @@ def test_quick_study_trains_scores_and_reports_every_variant(tmp_path, capsys):
     for run in planned_runs(QUICK):
         scores = json.loads((out / run.folder / "done.json").read_text())
         assert scores["iterations"] == 1 and scores["backbone_init"].startswith("random initialisation")
+    # the folder belongs to the quick plan: the full study does not reuse its runs
+    with pytest.raises(DatasetError, match="holds a study of another plan"):
+        kd_study.main(["--out", str(out), "--estimate"])
     # every distillation term has its own TensorBoard curve
     events = EventAccumulator(str(out / "kd_paper_seed0")).Reload()
     assert {"train/distill_att_loss", "train/distill_log_loss", "train/distill_priors_loss"} <= set(

@@ -37,6 +37,7 @@ from clrkdnet_core.config import Preset
 from clrkdnet_core.data.base import LaneDataset
 from clrkdnet_core.data.culane import CULaneDataset
 from clrkdnet_core.data.synthetic import generate_dataset
+from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.metrics.culane import MF1_THRESHOLDS
 from clrkdnet_core.models import build_model
 from training.data import build_eval_dataset, build_train_dataset, collate
@@ -249,9 +250,25 @@ def full_study_hours(timings: dict[str, float]) -> float:
     return sum(timings[run.kind] * iterations for run in planned_runs(FULL)) / 3600
 
 
+def claim_folder(out: Path, plan: Plan) -> None:
+    """Record ``plan`` in ``out/plan.json``, or check that the folder's runs were made with it (finished runs
+    of another plan must not be reused)."""
+    record = out / "plan.json"
+    wanted = json.loads(json.dumps(dataclasses.asdict(plan)))  # tuples as JSON lists, like the file
+    if record.is_file():
+        found = json.loads(record.read_text(encoding="utf-8"))
+        if found != wanted:
+            raise DatasetError(f"{out} holds a study of another plan ({record}); pass another --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(wanted, indent=1), encoding="utf-8")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="training/kd_study.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("work_dirs/kd_study"), help="run folders (resumed)")
+    parser.add_argument(
+        "--out", type=Path, help="run folders, resumed (default work_dirs/kd_study, --quick: kd_study_quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny end-to-end run; writes only under --out")
     parser.add_argument("--estimate", action="store_true", help="print the full study's time and stop")
     parser.add_argument(
@@ -273,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     """Generate the split once, train and score every pending run, write the table and the plot."""
     args = _parser().parse_args(argv)
     plan = QUICK if args.quick else FULL
+    args.out = args.out or Path("work_dirs/kd_study_quick" if args.quick else "work_dirs/kd_study")
+    claim_folder(args.out, plan)
     benchmarks = args.benchmarks or (args.out / "BENCHMARKS.md" if args.quick else Path("BENCHMARKS.md"))
     pictures = args.pictures_dir or (args.out if args.quick else Path("docs/images"))
     backbone = resolve_backbone_init(args.pretrained_backbone, "resnet18")  # teacher and students: R18
