@@ -60,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--lr", type=float)
     recipe.add_argument("--config", type=Path, help="YAML file of preset overrides")
     recipe.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one preset value"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one preset value, e.g. a loss weight: train.{cls,xyt,iou,seg}_weight, the "
+        "distillation terms' train.{att,logit,prior}_weight (defaults: the official configs', see README)",
     )
     recipe.add_argument(
         "--assigner-legacy-conflict",
