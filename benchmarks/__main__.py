@@ -3,6 +3,8 @@
     python -m benchmarks [--quick] [--out BENCHMARKS.md] [--sections compare reference ...]
 
 A default run takes about 10 minutes on a 2-core CPU; ``--quick`` about a third of that (fewer iterations).
+The ``precision`` section (every CPU backend and precision, three models) adds about 7 minutes with
+``--quick`` on a busy 2-core machine, plus the int8 models' first build (cached in ~/.cache/clrkdnet_ros).
 """
 
 import argparse
@@ -14,17 +16,15 @@ from pathlib import Path
 import torch
 
 from benchmarks import Settings, environment_lines
-from clrkdnet_core.report_blocks import marked_blocks
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import InputError
+from clrkdnet_core.report_blocks import marked_blocks
 
-SECTIONS = ("compare", "reference", "profile", "postprocess", "metrics", "node")
+SECTIONS = ("compare", "reference", "precision", "precision_f1", "profile", "postprocess", "metrics", "node")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (about 3 minutes)")
     parser.add_argument("--out", default="BENCHMARKS.md", help="Markdown report (default BENCHMARKS.md)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to run")
@@ -50,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.cpu_only:
         devices.append(torch.device("cuda"))
-    command = (
-        f"python -m benchmarks {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
-    )
+    command = f"python -m benchmarks {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
     started = time.time()
 
     body: list[str] = []
@@ -65,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         lines, _ = network.reference_section(settings, store)
         body += ["## Our fastest CPU path against the reference's way", "", *lines]
         goals.append(lines[-2])
+    if "precision" in args.sections:
+        lines, goal = network.precision_section(settings, store)
+        body += ["## CPU backends and precisions against the reference's way (image -> lanes)", "", *lines]
+        goals.append(goal)
+    if "precision_f1" in args.sections:
+        lines, goal = network.precision_f1_section(args.quick)
+        body += ["## F1@50 of each CPU precision (shipped model, held-out generated scenes)", "", *lines]
+        goals.append(goal)
     if "profile" in args.sections:
         body += [
             "## Where the time goes (CPU, batch 1, network parts)",
