@@ -13,6 +13,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from clrkdnet_core.backend_options import BACKENDS, PRECISIONS
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.lane_format import NUM_PRIORS
 from clrkdnet_ros import dds_setup
@@ -55,7 +56,25 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "backend": (
         "torch",
         ParameterDescriptor(
-            description="Inference backend passed to LaneDetector (torch, ...)", read_only=True
+            description="Inference backend passed to LaneDetector",
+            additional_constraints="one of: " + ", ".join(BACKENDS),
+            read_only=True,
+        ),
+    ),
+    "precision": (
+        "fp32",
+        ParameterDescriptor(
+            description="fp32; fp16 (CUDA); bf16 (openvino, CPUs that have it); int8 (onnxruntime, openvino; "
+            "needs calibration): int8 is used only when asked",
+            additional_constraints="one of: " + ", ".join(PRECISIONS),
+            read_only=True,
+        ),
+    ),
+    "calibration": (
+        "",
+        ParameterDescriptor(
+            description="int8 calibration images: a folder (searched recursively), a dataset root or a bag",
+            read_only=True,
         ),
     ),
     "score_threshold": (
@@ -171,8 +190,13 @@ def declare_parameters(node: Node) -> None:
 
 
 def check_choices(node: Node) -> None:
-    """Raise :class:`InputError` when ``image_qos`` or ``image_transport`` is not one of its choices."""
-    for name, choices in (("image_qos", IMAGE_QOS_CHOICES), ("image_transport", IMAGE_TRANSPORT_CHOICES)):
+    """Raise :class:`InputError` when a parameter with choices (image_qos, backend, ...) has another value."""
+    for name, choices in (
+        ("image_qos", IMAGE_QOS_CHOICES),
+        ("image_transport", IMAGE_TRANSPORT_CHOICES),
+        ("backend", tuple(BACKENDS)),
+        ("precision", PRECISIONS),
+    ):
         value = node.get_parameter(name).value
         if value not in choices:
             raise InputError(f"parameter '{name}': invalid value {value!r}; use one of {', '.join(choices)}")

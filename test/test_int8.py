@@ -13,13 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.network import f1_on_scenes, held_out_scenes
 from clrkdnet_core import quantization
 from clrkdnet_core.calibration import MIN_CALIBRATION_IMAGES, load_calibration
 from clrkdnet_core.data.synthetic import generate_dataset
 from clrkdnet_core.errors import BackendError, InputError
 from clrkdnet_core.export.__main__ import main as export_main
 from clrkdnet_core.inference import LaneDetector
-from clrkdnet_core.metrics.culane import culane_counts, read_lane_file, summarize_counts
 from clrkdnet_core.quantization import AccuracyGateError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,17 +37,7 @@ def calibration_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def held_out(tmp_path_factory) -> list[tuple[np.ndarray, list[np.ndarray]]]:
     """40 generated scenes none of which is in the calibration or training sets, with their CULane labels."""
-    root = generate_dataset(
-        tmp_path_factory.mktemp("held_out"), "culane", 40, seed=2026, split=(0, 0, 1), progress=False
-    )
-    names = (root / "list" / "test.txt").read_text().split()
-    return [
-        (
-            cv2.imread(str(root / name.lstrip("/"))),
-            read_lane_file(root / name.lstrip("/").replace(".jpg", ".lines.txt")),
-        )
-        for name in names
-    ]
+    return held_out_scenes(tmp_path_factory.mktemp("held_out"), 40)
 
 
 @pytest.fixture(scope="session")
@@ -65,24 +55,15 @@ def detectors(calibration_dir, int8_cache) -> dict[str, LaneDetector]:
     return built
 
 
-def f1_against_labels(detector: LaneDetector, scenes) -> tuple[float, list[int]]:
-    tp = fp = fn = 0
-    counts = []
-    for image, labels in scenes:
-        lanes = detector.detect(image)
-        counts.append(len(lanes))
-        found = culane_counts([lane.points for lane in lanes], labels)
-        tp, fp, fn = tp + found[0], fp + found[1], fn + found[2]
-    return summarize_counts(tp, fp, fn)["f1"], counts
-
-
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_int8_lanes_agree_with_fp32_on_unseen_scenes(detectors, held_out, runtime):
     int8 = detectors[runtime]
     assert int8.backend == runtime and int8.precision == "int8"
     assert int8.runner.agreement.passes
-    f1_fp32, counts_fp32 = f1_against_labels(detectors["fp32"], held_out)
-    f1_int8, counts_int8 = f1_against_labels(int8, held_out)
+    f1_fp32, f1_int8 = (f1_on_scenes(detector, held_out) for detector in (detectors["fp32"], int8))
+    counts_fp32, counts_int8 = (
+        [len(d.detect(image)) for image, _ in held_out] for d in (detectors["fp32"], int8)
+    )
     same = sum(a == b for a, b in zip(counts_fp32, counts_int8, strict=True))
     assert same >= len(held_out) - 2, (counts_fp32, counts_int8)
     assert f1_fp32 > 0.85 and abs(f1_int8 - f1_fp32) <= 0.01, (f1_fp32, f1_int8)
