@@ -45,7 +45,10 @@ def generate_launch_description() -> LaunchDescription:
             description="Model preset name or preset YAML path",
         ),
         DeclareLaunchArgument(
-            "weights", default_value="", description="Checkpoint file (.pth) for the preset; required"
+            "weights",
+            default_value="",
+            description="Checkpoint file (.pth) of the preset, or an official file name in the weights cache "
+            "(python -m clrkdnet_core.weights); required",
         ),
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument(
