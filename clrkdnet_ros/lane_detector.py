@@ -34,13 +34,10 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
-    HistoryPolicy,
-    QoSPolicyKind,
     QoSProfile,
     ReliabilityPolicy,
     qos_policy_name_from_kind,
 )
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
@@ -59,6 +56,13 @@ from clrkdnet_ros.ego_paths import ego_paths
 from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
 from clrkdnet_ros.ground_projection import CameraModelCache
 from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
+from clrkdnet_ros.image_subscription import (
+    FIXED_RELIABILITY,
+    QOS_OVERRIDES,
+    RELIABILITY_NAMES,
+    ImageSubscription,
+    latest_only_qos,
+)
 from clrkdnet_ros.input_watch import starvation_reason
 from clrkdnet_ros.markers import lanes_to_markers
 from clrkdnet_ros.ros_logging import forward_core_logs
@@ -73,9 +77,6 @@ except ImportError:  # Humble
 
 RCLError = rclpy_implementation.RCLError
 LOG_THROTTLE_S = 5.0
-# Standard ROS 2 QoS overrides on the image subscription and every output: read-only parameters
-# ``qos_overrides.<topic>.publisher|subscription.<policy>``, given at start-up.
-_QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
 # Marker lifetime bounds (s): twice the frame period, clamped (see _marker_lifetime_s).
 MARKER_LIFETIME_RANGE_S = (0.2, 5.0)
 _OUTPUT_QOS = QoSProfile(
@@ -86,29 +87,7 @@ _LATEST_ONLY_QOS = QoSProfile(
 )
 
 
-_FIXED_RELIABILITY = {
-    "sensor_data": ReliabilityPolicy.BEST_EFFORT,
-    "reliable": ReliabilityPolicy.RELIABLE,
-    "system_default": ReliabilityPolicy.SYSTEM_DEFAULT,
-}
-# With image_qos auto the subscription is re-created as publishers change; rclpy would re-apply the
-# reliability declared for the first one, so later ones take the standard overrides of history and depth only.
-_FOLLOWING_QOS_OVERRIDES = QoSOverridingOptions(policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH))
 _STARVATION_LOG_S = 10.0
-_RELIABILITY_NAMES = {
-    ReliabilityPolicy.RELIABLE: "reliable",
-    ReliabilityPolicy.BEST_EFFORT: "best effort",
-    ReliabilityPolicy.SYSTEM_DEFAULT: "system default",
-}
-
-
-def _image_qos(reliability: ReliabilityPolicy) -> QoSProfile:
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=1,
-        reliability=reliability,
-        durability=DurabilityPolicy.VOLATILE,
-    )
 
 
 class LaneDetectorNode(LifecycleNode):
@@ -129,9 +108,6 @@ class LaneDetectorNode(LifecycleNode):
         self._active = False
         self._slot: LatestFrameSlot | None = None
         self._worker: FrameWorker | None = None
-        self._image_sub = None
-        self._image_reliability: ReliabilityPolicy | None = None
-        self._reliability_overridden: bool | None = None  # by qos_overrides; known once subscribed
         self._matched_since: float | None = None
         self._input_problem: str | None = None
         self._dds_reported = False
@@ -142,6 +118,16 @@ class LaneDetectorNode(LifecycleNode):
         # Registered first so that it also checks the values given at start-up.
         self.add_on_set_parameters_callback(self._on_set_parameters)
         parameters.declare_parameters(self)
+        # One for the node's lifetime: rclpy keeps the QoS overrides it declared for the first subscription.
+        self._image_sub = ImageSubscription(
+            self,
+            self.get_parameter("image_qos").value,
+            self.get_parameter("image_transport").value == "compressed",
+            self._on_image,
+            lambda: SubscriptionEventCallbacks(
+                incompatible_qos=self._on_incompatible_qos, message_lost=self._on_message_lost
+            ),
+        )
 
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -168,7 +154,7 @@ class LaneDetectorNode(LifecycleNode):
             "pipeline_latency": (Float64, "~/debug/pipeline_latency_ms", _OUTPUT_QOS),
         }
         self._outputs = {
-            key: self.create_lifecycle_publisher(msg_type, topic, qos, qos_overriding_options=_QOS_OVERRIDES)
+            key: self.create_lifecycle_publisher(msg_type, topic, qos, qos_overriding_options=QOS_OVERRIDES)
             for key, (msg_type, topic, qos) in outputs.items()
         }
         return super().on_configure(state)
@@ -257,15 +243,16 @@ class LaneDetectorNode(LifecycleNode):
         self._slot = LatestFrameSlot()
         self._worker = FrameWorker(self._slot, self._process, self._on_processing_error)
         self._worker.start()
-        self._subscribe_images(self._wanted_reliability())
-        camera_info_reliability = _FIXED_RELIABILITY.get(
+        self._image_sub.open()
+        self._matched_since = None
+        camera_info_reliability = FIXED_RELIABILITY.get(
             self.get_parameter("image_qos").value, ReliabilityPolicy.BEST_EFFORT
         )
         self._camera_info_sub = self.create_subscription(
             CameraInfo,
             "camera_info",
             self._on_camera_info,
-            _image_qos(camera_info_reliability),
+            latest_only_qos(camera_info_reliability),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
         )
         if not self._dds_reported:  # once, and only when frames are awaited: start-up errors stay one line
@@ -273,55 +260,15 @@ class LaneDetectorNode(LifecycleNode):
             self.get_logger().info(self._dds.message)
             for warning in self._dds.warnings:
                 self.get_logger().warning(warning)
-        self.get_logger().info(f"waiting for images on {self._image_sub.topic_name}")
-
-    def _image_topic(self) -> tuple[str, type]:
-        if self.get_parameter("image_transport").value == "compressed":
-            # Like image_transport: the compressed topic follows the (remapped) raw topic name.
-            return self.resolve_topic_name("image") + "/compressed", CompressedImage
-        return self.resolve_topic_name("image"), Image
-
-    def _wanted_reliability(self) -> ReliabilityPolicy:
-        """The fixed choice, or with auto: reliable while every matched publisher is (as rviz2 does)."""
-        choice = self.get_parameter("image_qos").value
-        if choice != "auto":
-            return _FIXED_RELIABILITY[choice]
-        if self._reliability_overridden:
-            return self._image_reliability
-        publishers = self.get_publishers_info_by_topic(self._image_topic()[0])
-        if publishers and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
-            return ReliabilityPolicy.RELIABLE
-        return ReliabilityPolicy.BEST_EFFORT
-
-    def _subscribe_images(self, reliability: ReliabilityPolicy) -> None:
-        """(Re-)create the image subscription with ``reliability``."""
-        if self._image_sub is not None:
-            self.destroy_subscription(self._image_sub)
-        topic, msg_type = self._image_topic()
-        following = self.get_parameter("image_qos").value == "auto" and self._reliability_overridden is False
-        events = SubscriptionEventCallbacks(
-            incompatible_qos=self._on_incompatible_qos, message_lost=self._on_message_lost
-        )
-        self._image_sub = self.create_subscription(
-            msg_type,
-            topic,
-            self._on_image,
-            _image_qos(reliability),
-            event_callbacks=events,
-            qos_overriding_options=_FOLLOWING_QOS_OVERRIDES if following else _QOS_OVERRIDES,
-        )
-        if self._reliability_overridden is None:
-            self._reliability_overridden = self._image_sub.qos_profile.reliability != reliability
-        self._image_reliability = self._image_sub.qos_profile.reliability
-        self._matched_since = None
+        self.get_logger().info(f"waiting for images on {self._image_sub.topic}")
 
     def stop_processing(self) -> None:
         """Stop taking frames: remove the subscriptions and end the inference thread (the frame in progress
         finishes). Lifecycle transitions and ``~/enable`` use it; call it before ``destroy_node``."""
-        for subscription in (self._image_sub, self._camera_info_sub):
-            if subscription is not None:
-                self.destroy_subscription(subscription)
-        self._image_sub = self._camera_info_sub = None
+        self._image_sub.close()
+        if self._camera_info_sub is not None:
+            self.destroy_subscription(self._camera_info_sub)
+        self._camera_info_sub = None
         self._input_problem = None
         if self._worker is not None:
             self._worker.stop()
@@ -446,13 +393,13 @@ class LaneDetectorNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _on_timer(self) -> None:
-        if self._image_sub is not None:
-            wanted = self._wanted_reliability()
-            if wanted != self._image_reliability:
-                self._subscribe_images(wanted)
+        if self._image_sub.is_open:
+            if self._image_sub.follow():
+                self._matched_since = None
+                reliability = RELIABILITY_NAMES[self._image_sub.reliability]
                 self.get_logger().info(
-                    f"image publishers changed: subscribing {_RELIABILITY_NAMES[wanted]} to "
-                    f"{self._image_sub.topic_name} (image_qos auto)"
+                    f"image publishers changed: subscribing {reliability} to {self._image_sub.topic} "
+                    "(image_qos auto)"
                 )
             self._watch_input()
         self._publish_diagnostics()
@@ -460,7 +407,7 @@ class LaneDetectorNode(LifecycleNode):
     def _watch_input(self) -> None:
         """Warn (throttled) while a matched publisher's frames do not arrive; say so once they do."""
         now = time.monotonic()
-        publishers = self._image_sub.get_publisher_count()
+        publishers = self._image_sub.publisher_count()
         if publishers == 0:
             self._matched_since = None
         elif self._matched_since is None:
@@ -474,10 +421,10 @@ class LaneDetectorNode(LifecycleNode):
         reason = starvation_reason(publishers, now - last, received, lost, context)
         if reason is not None:
             self.get_logger().warning(
-                f"{self._image_sub.topic_name}: {reason}", throttle_duration_sec=_STARVATION_LOG_S
+                f"{self._image_sub.topic}: {reason}", throttle_duration_sec=_STARVATION_LOG_S
             )
         elif self._input_problem is not None and publishers > 0:
-            self.get_logger().info(f"frames arrive on {self._image_sub.topic_name} again")
+            self.get_logger().info(f"frames arrive on {self._image_sub.topic} again")
         self._input_problem = reason
 
     def _publish_diagnostics(self) -> None:
@@ -490,7 +437,7 @@ class LaneDetectorNode(LifecycleNode):
             "preset": self.get_parameter("preset").value,
             "backend": detector.backend if detector is not None else self.get_parameter("backend").value,
             "device": str(detector.device) if detector is not None else self.get_parameter("device").value,
-            "image reliability": _RELIABILITY_NAMES.get(self._image_reliability, "not subscribed"),
+            "image reliability": RELIABILITY_NAMES.get(self._image_sub.reliability, "not subscribed"),
             "DDS profile": "applied" if self._dds.applied else "not applied",
             "net.core.rmem_max (bytes)": str(self._dds.rmem_max)
             if self._dds.rmem_max is not None

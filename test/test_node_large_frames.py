@@ -16,7 +16,7 @@ import pytest
 from ros_side import RosSide, diagnostics_status, status_values
 
 from benchmarks.camera import DDS_VARIABLES, Camera
-from clrkdnet_ros.node_process import NodeProcess, lane_detector_command, without_variables
+from clrkdnet_ros.node_process import NodeProcess, NodeProcessError, lane_detector_command, without_variables
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -52,7 +52,12 @@ def start_node(namespace: str, weights: Path, log: Path, *params: str, env=None)
 
 
 def wait_for_line(node: NodeProcess, pattern: str, timeout_s: float = 60.0, after: int = 0) -> None:
-    node.wait_until(lambda: re.search(pattern, node.output()[after:]), timeout_s, f"no log line /{pattern}/")
+    try:
+        node.wait_until(
+            lambda: re.search(pattern, node.output()[after:]), timeout_s, f"no log line /{pattern}/"
+        )
+    except NodeProcessError as exc:  # the log file goes with the test's tmp_path: show it here
+        raise AssertionError(f"{exc}\n{node.output()[-3000:]}") from None
 
 
 @pytest.fixture(scope="module")
