@@ -14,15 +14,14 @@ import torch
 from torch import nn
 
 from clrkdnet_core.backends.base import check_precision
+from clrkdnet_core.backends.onnx_model import onnx_model_file
 from clrkdnet_core.calibration import CalibrationSource
 from clrkdnet_core.errors import BackendError
 from clrkdnet_core.export.onnx import (
     INPUT_NAME,
     OUTPUT_NAME,
     PREDICTION_SHAPE,
-    cached_onnx,
     check_input,
-    default_cache_dir,
     import_onnxruntime,
 )
 
@@ -79,27 +78,17 @@ class OnnxRuntimeBackend:
         else:
             raise BackendError(f"onnxruntime backend supports cpu and cuda devices, not {self.device}")
         self.threads = threads or torch.get_num_threads()
-        if onnx_path is None:
-            if model is None:
-                raise BackendError("onnxruntime backend needs a model or an onnx_path")
-            onnx_path = cached_onnx(model, cache_dir, fp16=precision == "fp16")
-        if not os.path.isfile(onnx_path):
-            raise FileNotFoundError(f"ONNX model not found: {onnx_path}")
-        if precision == "int8":
-            from clrkdnet_core.quantization import quantized_model
-
-            if model is None:
-                raise BackendError("int8 needs the model (its preset sets the calibration's pre-processing)")
-            onnx_path, self.agreement = quantized_model(
-                onnx_path,
-                calibration,
-                model.preset,
-                f"onnxruntime {ort.__version__}",
-                lambda path: _numpy_runner(self._open(path)),
-                cache_dir=cache_dir or default_cache_dir(),
-                force_int8=force_int8,
-            )
-        self.onnx_path = str(onnx_path)
+        self.onnx_path, self.agreement = onnx_model_file(
+            self.name,
+            model,
+            onnx_path,
+            cache_dir,
+            precision=precision,
+            calibration=calibration,
+            force_int8=force_int8,
+            runtime=f"onnxruntime {ort.__version__}",
+            open_runner=lambda path: _numpy_runner(self._open(path)),
+        )
         self.precision = precision
         self.session = self._open(self.onnx_path)
         inputs = self.session.get_inputs()[0]

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from clrkdnet_core.backends.base import check_precision
+from clrkdnet_core.backends.onnx_model import onnx_model_file
 from clrkdnet_core.calibration import CalibrationSource
 from clrkdnet_core.errors import BackendError
-from clrkdnet_core.export.onnx import cached_onnx, check_input, default_cache_dir
+from clrkdnet_core.export.onnx import check_input
 
 # precision -> INFERENCE_PRECISION_HINT; int8 kernels come from the QDQ graph, everything else stays f32.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
@@ -79,27 +80,17 @@ class OpenVinoBackend:
             # Dynamic quantization would run the head's FC layers in int8: the head stays fp32.
             "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0,
         }
-        if onnx_path is None:
-            if model is None:
-                raise BackendError("openvino backend needs a model or an onnx_path")
-            onnx_path = cached_onnx(model, cache_dir)
-        if not os.path.isfile(onnx_path):
-            raise FileNotFoundError(f"ONNX model not found: {onnx_path}")
-        if precision == "int8":
-            from clrkdnet_core.quantization import quantized_model
-
-            if model is None:
-                raise BackendError("int8 needs the model (its preset sets the calibration's pre-processing)")
-            onnx_path, self.agreement = quantized_model(
-                onnx_path,
-                calibration,
-                model.preset,
-                f"openvino {ov.__version__}",
-                lambda path: _numpy_runner(self._compile(path)),
-                cache_dir=cache_dir or default_cache_dir(),
-                force_int8=force_int8,
-            )
-        self.onnx_path = str(onnx_path)
+        self.onnx_path, self.agreement = onnx_model_file(
+            self.name,
+            model,
+            onnx_path,
+            cache_dir,
+            precision=precision,
+            calibration=calibration,
+            force_int8=force_int8,
+            runtime=f"openvino {ov.__version__}",
+            open_runner=lambda path: _numpy_runner(self._compile(path)),
+        )
         self.precision = precision
         compiled = self._compile(self.onnx_path)
         self.input_size = tuple(compiled.input(0).get_partial_shape().get_max_shape())[2:]
