@@ -9,8 +9,6 @@ import collections
 import importlib.util
 import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 import yaml
 from rclpy.parameter import Parameter
 
+from clrkdnet_ros.node_process import NodeProcess, lane_detector_command
 from clrkdnet_ros.parameters import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,13 +240,8 @@ def test_node_starts_with_the_yaml_and_launch_overrides(ros_node, tmp_path):
         args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
     args += ["-p", "auto_start:=false"]  # last: the YAML file sets it too
     namespace = f"/launch_check_{os.getpid()}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clrkdnet_ros.lane_detector", "--ros-args", "-r", f"__ns:={namespace}", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    command = lane_detector_command(["-r", f"__ns:={namespace}", *args])
+    with NodeProcess(command, tmp_path / "node.log") as node:
         client = ros_node.create_client(ListParameters, f"{namespace}/lane_detector/list_parameters")
         names = _call(ros_node, client, ListParameters.Request()).result.names
         expected = set(PARAMETERS) | {"use_sim_time"}
@@ -258,10 +252,8 @@ def test_node_starts_with_the_yaml_and_launch_overrides(ros_node, tmp_path):
             _yaml_parameters()["camera_height"],
             _yaml_parameters()["image_qos"],
         )
-        assert process.poll() is None, process.communicate()[0]
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=20)[0]
+        assert node.process.poll() is None, node.output()
+    output = node.output()
     assert "error" not in output.lower(), output
 
 
