@@ -191,6 +191,7 @@ class LaneDetectorNode(LifecycleNode):
         weights = resolve_weights(weights)  # a path, or an official file name in the weights cache
         # Imported here (torch is slow to import) so that wrong parameters fail within a second.
         from clrkdnet_core.inference import LaneDetector
+        from clrkdnet_ros.calibration import calibration_source
 
         preset = load_preset(self.get_parameter("preset").value)
         crop_ratio = parameters.optional_parameter(self, "crop_ratio")
@@ -204,6 +205,8 @@ class LaneDetectorNode(LifecycleNode):
             weights,
             device=self.get_parameter("device").value,
             backend=self.get_parameter("backend").value,
+            precision=self.get_parameter("precision").value,
+            calibration=calibration_source(self.get_parameter("calibration").value),
         )
         # Thresholds left unset take the preset's values; writing them back shows them in `ros2 param get`.
         overrides = {
@@ -220,7 +223,8 @@ class LaneDetectorNode(LifecycleNode):
             ]
         )
         self.get_logger().info(
-            f"loaded {preset.name} from {weights} on {detector.device} ({detector.backend} backend), "
+            f"loaded {preset.name} from {weights} on {detector.device} ({detector.backend} backend, "
+            f"{detector.precision}), "
             f"cut {preset.geometry.crop_ratio:.3f} of the image height"
         )
         return detector
@@ -436,6 +440,7 @@ class LaneDetectorNode(LifecycleNode):
         extra = {
             "preset": self.get_parameter("preset").value,
             "backend": detector.backend if detector is not None else self.get_parameter("backend").value,
+            "precision": self.get_parameter("precision").value,
             "device": str(detector.device) if detector is not None else self.get_parameter("device").value,
             "image reliability": RELIABILITY_NAMES.get(self._image_sub.reliability, "not subscribed"),
             "DDS profile": "applied" if self._dds.applied else "not applied",
