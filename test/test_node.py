@@ -559,7 +559,7 @@ def test_sigint_shuts_down_cleanly(detectors):
 def test_unavailable_cuda_device_falls_back_to_the_cpu_with_a_warning(detectors):
     output = detectors["compressed"].output()
     assert "device cuda:7 requested but" in output and "running on the CPU" in output
-    assert "on cpu (torch backend)" in output
+    assert "on cpu (torch backend, fp32)" in output
 
 
 # ---- in-process: configuration details ---------------------------------------------------------------------
