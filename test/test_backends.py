@@ -255,3 +255,11 @@ def test_openvino_errors(student, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
     with pytest.raises(BackendError, match="OpenVINO is not installed: pip install openvino"):
         OpenVinoBackend(student, "cpu")
+
+
+def test_missing_onnxruntime_gives_install_hint(student, monkeypatch):
+    from clrkdnet_core.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(BackendError, match="onnxruntime is not installed: pip install onnxruntime"):
+        OnnxRuntimeBackend(student, "cpu", precision="int8")
