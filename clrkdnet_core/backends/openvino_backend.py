@@ -75,7 +75,9 @@ class OpenVinoBackend:
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
-            # Pinned worker threads would keep DDS and the node's own threads off their cores.
+            # Pinned worker threads would keep DDS and the node's own threads off their cores. OpenVINO's TBB
+            # workers do not spin after a call: PyTorch work right after one ran no slower than after 50 ms
+            # idle (4.3 against 4.8 ms, 2 cores), unlike onnxruntime's default.
             "ENABLE_CPU_PINNING": False,
             # Dynamic quantization would run the head's FC layers in int8: the head stays fp32.
             "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0,
