@@ -263,3 +263,19 @@ def test_missing_onnxruntime_gives_install_hint(student, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with pytest.raises(BackendError, match="onnxruntime is not installed: pip install onnxruntime"):
         OnnxRuntimeBackend(student, "cpu", precision="int8")
+
+
+def test_backends_report_names_the_fastest_cpu_backend(capsys, monkeypatch, tmp_path):
+    from clrkdnet_core.backends.__main__ import main
+
+    monkeypatch.setenv("CLRKDNET_CACHE_DIR", str(tmp_path))
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    arguments = ["--preset", str(models / "clrkdnet_resnet18_synthetic.yaml")]
+    arguments += ["--weights", str(models / "clrkdnet_resnet18_synthetic.pth"), "--iterations", "1"]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    for row in ("torch fp32", "onnxruntime fp32", "openvino fp32"):
+        assert row in out
+    assert "int8" not in out  # only with --calibration
+    assert "fastest on this CPU: " in out
