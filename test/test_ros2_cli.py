@@ -1,9 +1,10 @@
 """The real ROS 2 command line against the installed package: ros2 launch, run, param, lifecycle, topic.
 
 One ``ros2 launch`` (namespace + remapped image topic, the shipped demo model on the CPU) serves the tests in
-file order; the last one stops it with SIGINT. The tools come from a ROS 2 install or from the wheels set-up
+file order; the SIGINT test stops it. The tools come from a ROS 2 install or from the wheels set-up
 installs from ../shared/ros2_cli; where they are missing the file skips with that reason. Every ``ros2`` call
-runs with ``--no-daemon`` and a discovery spin time, so no daemon is started and none is left behind.
+runs with ``--no-daemon`` and a discovery spin time, so no daemon is started and none is left behind. The last
+test runs test/launch/lane_detect_launch.py with launch_testing's ``launch_test``.
 """
 
 import importlib.util
@@ -26,7 +27,7 @@ NAMESPACE = f"cli_{os.getpid()}"
 NODE = f"/{NAMESPACE}/lane_detector"
 IMAGE_TOPIC = f"/{NAMESPACE}/cam/image_raw"
 READY_TIMEOUT_S = 90  # torch import + model load on a loaded 2-core machine
-DISCOVERY = ["--no-daemon", "--spin-time", "5"]
+DISCOVERY = ["--no-daemon", "--spin-time", "3"]
 
 
 def _ros2_executable() -> str | None:
@@ -249,3 +250,18 @@ def test_ros2_interface_show_finds_the_messages():
     result = ros2("interface", "show", "clrkdnet_msgs/msg/LaneArray")
     assert result.returncode == 0, result.stdout
     assert re.search(r"^Lane\[\] lanes$", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_launch_testing_runs_the_launch_file():
+    """test/launch/lane_detect_launch.py under the real launch_testing: the node comes up, exits cleanly."""
+    launch_test = shutil.which("launch_test", path=Path(ROS2).parent)
+    assert launch_test, f"no launch_test beside {ROS2}"
+    result = subprocess.run(
+        [launch_test, str(REPO / "test" / "launch" / "lane_detect_launch.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert result.stdout.count("\nOK\n") == 2, "the active and the post-shutdown tests both pass"
