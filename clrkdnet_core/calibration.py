@@ -13,6 +13,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -62,37 +63,48 @@ def load_calibration(source: CalibrationSource | None) -> CalibrationSet:
             "camera images, or a dataset root)"
         )
     if isinstance(source, str | os.PathLike):
-        loaders, digest, description = _folder_images(Path(source))
+        paths = _folder_images(Path(source))
+        description, found = str(source), len(paths)
+        # Only the files used are read (a dataset root holds many thousands of images).
+        paths = _evenly_spaced(paths)
+        loaders = [partial(_read, path) for path in paths]
+        digest = _digest(path.read_bytes() for path in paths)
     else:
         images = [check_image(image) for image in source]
-        loaders = [lambda image=image: image for image in images]
+        description, found = f"{len(images)} images in memory", len(images)
+        images = _evenly_spaced(images)
+        loaders = [partial(_identity, image) for image in images]
         digest = _digest(image.tobytes() for image in images)
-        description = f"{len(images)} images in memory"
-    if len(loaders) < MIN_CALIBRATION_IMAGES:
+    if found < MIN_CALIBRATION_IMAGES:
         raise InputError(
-            f"calibration set {description} has {len(loaders)} images; int8 needs at least "
-            f"{MIN_CALIBRATION_IMAGES}"
+            f"calibration set {description} has {found} images; int8 needs at least {MIN_CALIBRATION_IMAGES}"
         )
-    if len(loaders) > MAX_CALIBRATION_IMAGES:
-        picks = np.linspace(0, len(loaders) - 1, MAX_CALIBRATION_IMAGES).round().astype(int)
-        loaders = [loaders[i] for i in picks]
     held_out = tuple(loaders[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY])
     calibration = tuple(load for i, load in enumerate(loaders) if (i + 1) % HELD_OUT_EVERY)
     return CalibrationSet(calibration, held_out, digest, description)
 
 
-def _folder_images(folder: Path) -> tuple[list[Callable[[], np.ndarray]], str, str]:
+def _folder_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"calibration folder {folder} does not exist (or is not a folder)")
-    paths = sorted(
+    return sorted(
         path
         for path in folder.rglob("*")
         if path.suffix.lower() in IMAGE_EXTENSIONS
         and path.is_file()
         and not any(part.startswith(LABEL_FOLDERS) for part in path.relative_to(folder).parts)
     )
-    digest = _digest(path.read_bytes() for path in paths)
-    return [lambda path=path: _read(path) for path in paths], digest, str(folder)
+
+
+def _evenly_spaced(items: list) -> list:
+    if len(items) <= MAX_CALIBRATION_IMAGES:
+        return items
+    picks = np.linspace(0, len(items) - 1, MAX_CALIBRATION_IMAGES).round().astype(int)
+    return [items[i] for i in picks]
+
+
+def _identity(image: np.ndarray) -> np.ndarray:
+    return image
 
 
 def _read(path: Path) -> np.ndarray:

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="run a model over a bag offline and write a report folder")
     evaluate.add_argument("bag", type=Path)
     evaluate.add_argument("--preset", required=True)
-    evaluate.add_argument("--weights", type=Path, required=True)
+    evaluate.add_argument("--weights", type=Path, required=True, help="checkpoint, or an official file name")
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
     evaluate.add_argument("--topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
     evaluate.add_argument("--out", type=Path, help="report folder (default: <bag>_report next to the bag)")
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("bag", type=Path)
     replay.add_argument("--preset", help="model preset of the node (not with --external)")
-    replay.add_argument("--weights", type=Path, help="model weights of the node (not with --external)")
+    replay.add_argument("--weights", type=Path, help="the node's checkpoint, or an official file name (not with --external)"
+    )
     replay.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
     replay.add_argument("--node-args", default="", help='more node arguments, e.g. "-p score_threshold:=0.3"')
     replay.add_argument(
