@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         "model", help="run a model over a dataset and score it with the official metric"
     )
     model.add_argument("--preset", required=True, help="preset name or YAML file")
-    model.add_argument("--weights", required=True, type=Path, help="checkpoint (.pth), or an official file name")
+    model.add_argument(
+        "--weights", required=True, type=Path, help="checkpoint (.pth), or an official file name"
+    )
     model.add_argument("--dataset", required=True, choices=("culane", "tusimple"))
     model.add_argument("--root", required=True, type=Path, help="dataset root")
     model.add_argument("--split", default="test", help="dataset split (default: test)")

@@ -15,6 +15,9 @@ Topics (relative, so ``__ns``/launch namespaces and remapping work):
 * out: ``lanes``, ``lane_markers``, ``ego_left_path`` and ``ego_right_path`` (``nav_msgs/Path``, only with
   the ground projection), ``~/debug/image``, ``~/debug/processing_time_ms``, ``~/debug/pipeline_latency_ms``,
   ``/diagnostics``; service ``~/enable`` (``std_srvs/SetBool``).
+
+Before ``rclpy.init``, :func:`main` gives the node's own DDS participant the package's profile for full-size
+frames unless the user configured DDS (:mod:`clrkdnet_ros.dds_setup`; ``dds_profile:=false`` turns it off).
 """
 
 import os
@@ -77,17 +80,14 @@ except ImportError:  # Humble
 
 RCLError = rclpy_implementation.RCLError
 LOG_THROTTLE_S = 5.0
+# The no-frames warning repeats less often: it stays true for as long as the camera is misconfigured.
+_STARVATION_LOG_S = 10.0
 # Marker lifetime bounds (s): twice the frame period, clamped (see _marker_lifetime_s).
 MARKER_LIFETIME_RANGE_S = (0.2, 5.0)
 _OUTPUT_QOS = QoSProfile(
     depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
 )
-_LATEST_ONLY_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
-)
-
-
-_STARVATION_LOG_S = 10.0
+_LATEST_ONLY_QOS = latest_only_qos(ReliabilityPolicy.RELIABLE)
 
 
 class LaneDetectorNode(LifecycleNode):
