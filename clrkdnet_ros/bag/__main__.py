@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("bag", type=Path)
     replay.add_argument("--preset", help="model preset of the node (not with --external)")
-    replay.add_argument("--weights", type=Path, help="the node's checkpoint, or an official file name (not with --external)"
+    replay.add_argument(
+        "--weights", type=Path, help="the node's checkpoint, or an official file name (not with --external)"
     )
     replay.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
     replay.add_argument("--node-args", default="", help='more node arguments, e.g. "-p score_threshold:=0.3"')
