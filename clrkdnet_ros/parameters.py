@@ -43,7 +43,9 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "weights": (
         "",
         ParameterDescriptor(
-            description="Checkpoint file (.pth) trained for the preset; required", read_only=True
+            description="Checkpoint file (.pth) trained for the preset, or an official file name in the "
+            "weights cache (python -m clrkdnet_core.weights); required",
+            read_only=True,
         ),
     ),
     "device": (
