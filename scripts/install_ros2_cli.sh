@@ -16,13 +16,13 @@ build_dir="$(realpath -m "${3:-$repo/build/composition_interfaces}")"
 prefix="$(realpath -m "${4:-$repo/install}")"
 python="$venv/bin/python"
 
-# A sourced ROS 2 install already provides the tools and the interfaces: nothing to add.
-if "$python" -c "import ros2cli, launch_ros, composition_interfaces.srv" 2>/dev/null; then
-  echo "ROS 2 command line already importable; nothing to install"
-  exit 0
-fi
 if [[ ! -d "$cli_dir/wheels" ]]; then
-  echo "skipping the ROS 2 command line: no wheels in $cli_dir/wheels (the ros2 CLI tests will skip)"
+  # A sourced ROS 2 install provides the same tools and interfaces.
+  if "$python" -c "import ros2cli, launch_ros, composition_interfaces.srv" 2>/dev/null; then
+    echo "no wheels in $cli_dir/wheels: using the ROS 2 command line this machine already has"
+  else
+    echo "skipping the ROS 2 command line: no wheels in $cli_dir/wheels (the ros2 CLI tests will skip)"
+  fi
   exit 0
 fi
 
