@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -49,8 +48,7 @@ class FrameResult:
 class Scorer:
     """Scores frames one at a time against their GT and sums them up into the report's summary."""
 
-    # out_dir: no longer used (scoring is in memory); accepted until bag replay stops passing it.
-    def __init__(self, bag: LaneBag, out_dir: Path | None = None) -> None:
+    def __init__(self, bag: LaneBag) -> None:
         self.bag = bag
         self.rows: list[FrameResult] = []
         self.metric: str | None = None

@@ -106,7 +106,7 @@ def replay_bag(
         node.destroy_node()
         rclpy.try_shutdown(context=context)
 
-    scorer = Scorer(bag, out_dir)
+    scorer = Scorer(bag)
     for frame in bag.frames():
         if frame.stamp_ns in received and frame.stamp_ns in published:
             arrival, msg = received[frame.stamp_ns]
