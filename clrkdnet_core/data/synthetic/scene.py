@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-CATEGORIES = ("normal", "crowd", "hlight", "shadow", "noline", "arrow", "curve", "cross", "night")
+from clrkdnet_core.data.formats import CULANE_CATEGORIES
+
+CATEGORIES = CULANE_CATEGORIES  # a scene's category is one of CULane's 9 test categories
 CURVE_CURVATURE = 1.0 / 600.0  # 1/m: roads bending more than this within 40 m are "curve" scenes
 CROWD_VEHICLES = 3
 WORN_PAINT = 0.5

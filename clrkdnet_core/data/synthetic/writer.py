@@ -16,6 +16,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from clrkdnet_core.data.formats import (
+    CULANE_CATEGORY_FILES,
+    CULANE_IMAGE_SIZE,
+    TUSIMPLE_H_SAMPLES,
+    TUSIMPLE_IMAGE_SIZE,
+)
 from clrkdnet_core.data.synthetic.drive import Drive
 from clrkdnet_core.data.synthetic.render import draw_scene
 from clrkdnet_core.data.synthetic.sampler import sample_category, sample_scene
@@ -24,17 +30,15 @@ from clrkdnet_core.data.tusimple_seg import generate_seg_labels
 from clrkdnet_core.data.writers import culane_annotation_text
 from clrkdnet_core.errors import DatasetError
 
-IMAGE_SIZES = {"culane": (1640, 590), "tusimple": (1280, 720)}
+IMAGE_SIZES = {"culane": CULANE_IMAGE_SIZE, "tusimple": TUSIMPLE_IMAGE_SIZE}
 SPLITS = ("train", "val", "test")
 CULANE_SEG_WIDTH = 16
 TUSIMPLE_MAX_LANES = 5
-TUSIMPLE_H_SAMPLES = list(range(160, 720, 10))
 TUSIMPLE_LABEL_FILES = {
     "train": "label_data_synth.json",
     "val": "label_data_synth_val.json",
     "test": "test_label.json",
 }
-CULANE_CATEGORY_FILES = {c: f"test{i}_{c}.txt" for i, c in enumerate(CATEGORIES)}
 _FRAMES_PER_CLIP = 30
 
 
