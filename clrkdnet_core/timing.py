@@ -1,7 +1,7 @@
 """Latency statistics with one percentile rule, and the interleaved timing loop.
 
-Every latency percentile the project reports (BENCHMARKS.md, bag reports, the node's diagnostics) is computed by
-:func:`percentile`, so that "p95" means the same number everywhere: the nearest-rank sample, never an
+Every latency percentile the project reports (BENCHMARKS.md, bag reports, the node's diagnostics) is computed
+by :func:`percentile`, so that "p95" means the same number everywhere: the nearest-rank sample, never an
 interpolation between two samples that were not measured.
 """
 
