@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.geometry import ImageGeometry
-from clrkdnet_core.preprocess import check_image, preprocess_batch
+from clrkdnet_core.image import check_image, read_image
+from clrkdnet_core.preprocess import preprocess_batch
 
 MIN_CALIBRATION_IMAGES = 20
 # onnxruntime's calibrators keep the activations of every calibration image in memory (about 4 GB for 32
@@ -67,7 +67,7 @@ def load_calibration(source: CalibrationSource | None) -> CalibrationSet:
         description, found = str(source), len(paths)
         # Only the files used are read (a dataset root holds many thousands of images).
         paths = _evenly_spaced(paths)
-        loaders = [partial(_read, path) for path in paths]
+        loaders = [partial(read_image, path) for path in paths]
         digest = _digest(path.read_bytes() for path in paths)
     else:
         images = [check_image(image) for image in source]
@@ -104,13 +104,6 @@ def _evenly_spaced(items: list) -> list:
 
 
 def _identity(image: np.ndarray) -> np.ndarray:
-    return image
-
-
-def _read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"calibration image {path} cannot be read (unsupported or corrupt file)")
     return image
 
 
