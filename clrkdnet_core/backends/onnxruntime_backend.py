@@ -91,6 +91,7 @@ class OnnxRuntimeBackend:
         )
         self.precision = precision
         self.session = self._open(self.onnx_path)
+        self._run = _numpy_runner(self.session)
         inputs = self.session.get_inputs()[0]
         self.input_dtype = torch.float16 if inputs.type == "tensor(float16)" else torch.float32
         self.input_size = tuple(inputs.shape[2:])
@@ -110,7 +111,7 @@ class OnnxRuntimeBackend:
         batch = batch.to(self.device, self.input_dtype).contiguous()
         if self.device.type == "cuda":
             return self._run_on_gpu(batch)
-        return torch.from_numpy(_numpy_runner(self.session)(batch.numpy()))
+        return torch.from_numpy(self._run(batch.numpy()))
 
     def _run_on_gpu(self, batch: torch.Tensor) -> torch.Tensor:
         output = torch.empty((batch.shape[0], *PREDICTION_SHAPE), dtype=self.input_dtype, device=self.device)
