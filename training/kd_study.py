@@ -67,21 +67,26 @@ class Plan:
     lr: float
     img_w: int
     img_h: int
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # the plain and the distilled student train with each
+    ablation_seeds: tuple[int, ...]  # every ablation trains with each
+    amp: bool  # bfloat16 autocast on the CPU (float16 on CUDA): 1.6-1.8x faster steps with AMX/AVX-512 BF16
     log_every: int = 10  # TensorBoard scalars every N iterations
 
 
-# The synthetic reproduction's recipe (1200 images, 8 epochs, batch 8, 400 x 160), with a held-out split of
-# 1000 images: ~3,500 GT lanes put the binomial standard error of an F1 near 0.8 at ~0.007.
+# The synthetic reproduction's data, batch, lr and input (1200 images, batch 8, 400 x 160) for 2 epochs, so
+# that the 12 runs fit about 90 minutes on two CPU cores; a held-out split of 1000 images: ~3,500 GT lanes put
+# the binomial standard error of an F1 near 0.8 at ~0.007. `--epochs` trains longer where there is time.
 FULL = Plan(
     train_images=1200,
     test_images=1000,
-    epochs=8,
+    epochs=2,
     batch_size=8,
     lr=2e-3,
     img_w=400,
     img_h=160,
     seeds=(0, 1, 2),
+    ablation_seeds=(0,),
+    amp=True,
 )
 QUICK = dataclasses.replace(
     FULL, train_images=2, test_images=2, epochs=1, batch_size=2, seeds=(0,), log_every=1
@@ -98,9 +103,12 @@ class Variant:
 
 
 PAPER = DistillationWeights(att=1.0, logit=5.0, prior=3.0)  # the R18 student's weights (from R101)
-VARIANTS = (
+COMPARED = (  # the comparison the study is for: trained with every seed
     Variant("plain", "without distillation", None),
     Variant("kd_paper", "distilled (att 1, logit 5, prior 3: R18-from-R101)", PAPER),
+)
+# What each term does: trained with the ablation seeds, each paired with the distilled run of its seed.
+ABLATIONS = (
     Variant("kd_no_att", "distilled without attention (att 0)", dataclasses.replace(PAPER, att=0.0)),
     Variant("kd_logit0", "distilled without ROI features (logit 0)", dataclasses.replace(PAPER, logit=0.0)),
     Variant("kd_logit1", "distilled, ROI-feature weight 1", dataclasses.replace(PAPER, logit=1.0)),
@@ -111,6 +119,7 @@ VARIANTS = (
         DistillationWeights(att=0.0, logit=5.0, prior=5.0),
     ),
 )
+VARIANTS = COMPARED + ABLATIONS
 
 
 @dataclass(frozen=True)
@@ -132,9 +141,11 @@ class Run:
 
 
 def planned_runs(plan: Plan) -> list[Run]:
-    """The teacher first (every distilled run needs it), then each variant with each seed."""
+    """The teacher first (every distilled run needs it), the compared students with each seed, then the
+    ablations with theirs: an interrupted study has its main comparison first."""
     runs = [Run("teacher", None, plan.seeds[0])]
-    runs += [Run(f"{v.slug}_seed{seed}", v, seed) for v in VARIANTS for seed in plan.seeds]
+    runs += [Run(f"{v.slug}_seed{seed}", v, seed) for v in COMPARED for seed in plan.seeds]
+    runs += [Run(f"{v.slug}_seed{seed}", v, seed) for v in ABLATIONS for seed in plan.ablation_seeds]
     return runs
 
 
@@ -183,6 +194,7 @@ class Study:
             device=self.device,
             seed=run.seed,
             workers=self.workers,
+            amp=self.plan.amp,
             validate=False,
             log_every=self.plan.log_every,
             backbone=self.backbone,
@@ -221,21 +233,24 @@ class Study:
         return result
 
 
-def step_seconds(study: Study, steps: int = 2) -> dict[str, float]:
-    """Measured time of one training step at the full plan's batch size for the teacher, the plain and the
-    distilled student: throwaway trainers (an untrained teacher) on a few images, one warm-up step each."""
+def step_seconds(study: Study, full: Plan, steps: int = 2) -> dict[str, float]:
+    """Measured time of one training step of ``full`` (its batch size, input and precision) for the teacher,
+    the plain and the distilled student: throwaway trainers (an untrained teacher) on a few images, one
+    warm-up step each."""
     timings = {}
     with tempfile.TemporaryDirectory(prefix="kd_study_timing_") as tmp:
         data = generate_dataset(
-            Path(tmp) / "data", "culane", FULL.batch_size, 0, split=(1, 0, 0), progress=False
+            Path(tmp) / "data", "culane", full.batch_size, 0, split=(1, 0, 0), progress=False
         )
-        train_set = build_train_dataset(study_preset(STUDENT, FULL), data)
-        probe = dataclasses.replace(study, out=Path(tmp), _train_set=train_set, _test_set=None, _teacher=None)
-        teacher = build_model(study_preset(TEACHER, study.plan)).to(study.device).eval()
+        train_set = build_train_dataset(study_preset(STUDENT, full), data)
+        probe = dataclasses.replace(
+            study, plan=full, out=Path(tmp), _train_set=train_set, _test_set=None, _teacher=None
+        )
+        teacher = build_model(study_preset(TEACHER, full)).to(study.device).eval()
         kinds = {"teacher": (None, None), "plain": (VARIANTS[0], None), "distilled": (VARIANTS[1], teacher)}
         for kind, (variant, frozen) in kinds.items():
             trainer = probe.trainer(Run(kind, variant, 0), Path(tmp) / kind, frozen)
-            batch = collate([trainer.train_set[i] for i in range(FULL.batch_size)])
+            batch = collate([trainer.train_set[i] for i in range(full.batch_size)])
             trainer.train_step(batch)
             start = time.perf_counter()
             for _ in range(steps):
@@ -244,10 +259,10 @@ def step_seconds(study: Study, steps: int = 2) -> dict[str, float]:
     return timings
 
 
-def full_study_hours(timings: dict[str, float]) -> float:
-    """Training hours of the full plan's runs at the measured step times."""
-    iterations = math.ceil(FULL.train_images / FULL.batch_size) * FULL.epochs
-    return sum(timings[run.kind] * iterations for run in planned_runs(FULL)) / 3600
+def study_hours(plan: Plan, timings: dict[str, float]) -> float:
+    """Training hours of the plan's runs at the measured step times."""
+    iterations = math.ceil(plan.train_images / plan.batch_size) * plan.epochs
+    return sum(timings[run.kind] * iterations for run in planned_runs(plan)) / 3600
 
 
 def claim_folder(out: Path, plan: Plan) -> None:
@@ -272,6 +287,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="tiny end-to-end run; writes only under --out")
     parser.add_argument("--estimate", action="store_true", help="print the full study's time and stop")
     parser.add_argument(
+        "--epochs", type=int, help=f"epochs of every model in the full study (default {FULL.epochs})"
+    )
+    parser.add_argument(
         "--benchmarks", type=Path, help="BENCHMARKS.md to update (full default ./BENCHMARKS.md)"
     )
     parser.add_argument("--pictures-dir", type=Path, help="where the plot goes (full default docs/images/)")
@@ -289,24 +307,25 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Generate the split once, train and score every pending run, write the table and the plot."""
     args = _parser().parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    full = FULL if args.epochs is None else dataclasses.replace(FULL, epochs=args.epochs)
+    plan = QUICK if args.quick else full
     args.out = args.out or Path("work_dirs/kd_study_quick" if args.quick else "work_dirs/kd_study")
-    claim_folder(args.out, plan)
     benchmarks = args.benchmarks or (args.out / "BENCHMARKS.md" if args.quick else Path("BENCHMARKS.md"))
     pictures = args.pictures_dir or (args.out if args.quick else Path("docs/images"))
     backbone = resolve_backbone_init(args.pretrained_backbone, "resnet18")  # teacher and students: R18
     print(f"backbones resnet18: {backbone.description}", flush=True)
     study = Study(plan, args.out, resolve_device(args.device, 0), args.workers, backbone)
-    timings = step_seconds(study, steps=1 if args.quick else 3)
+    timings = step_seconds(study, full, steps=1 if args.quick else 3)
     print(
-        f"estimated full study: {full_study_hours(timings):.1f} h of training for {len(planned_runs(FULL))} "
-        f"runs of {FULL.epochs} epochs on {study.device} (one step: "
+        f"estimated full study: {study_hours(full, timings):.1f} h of training for {len(planned_runs(full))} "
+        f"runs of {full.epochs} epochs on {study.device} (one step: "
         + ", ".join(f"{kind} {seconds:.2f} s" for kind, seconds in timings.items())
         + "), plus a few minutes of data generation and about a minute of scoring per run",
         flush=True,
     )
     if args.estimate:
         return 0
+    claim_folder(args.out, plan)  # not before: an estimate must not tie the folder to a plan
     if not (study.data_root / "list" / "test.txt").is_file():
         split = (plan.train_images, 0, plan.test_images)  # counts work as fractions: exact split sizes
         generate_dataset(study.data_root, "culane", plan.train_images + plan.test_images, 0, split=split)
@@ -322,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()} threads), {(time.perf_counter() - wall) / 60:.0f} min in its last "
         f"invocation (finished runs are reused). {plan.train_images} generated training images and "
         f"{plan.test_images} held-out ones (the generator's standard scenes), {plan.epochs} epochs of batch "
-        f"{plan.batch_size} at AdamW lr {plan.lr} for every model, {plan.img_w} x {plan.img_h} input, seeds "
-        f"{', '.join(map(str, plan.seeds))}; one CLRNet-R18 teacher (seed {plan.seeds[0]}) distils every "
-        "student."
+        f"{plan.batch_size} at AdamW lr {plan.lr} for every model"
+        f"{' with mixed precision (bfloat16 autocast on the CPU)' if plan.amp else ''}, {plan.img_w} x "
+        f"{plan.img_h} input; the compared students with seeds {', '.join(map(str, plan.seeds))}, the "
+        f"ablations with seed {', '.join(map(str, plan.ablation_seeds))}; one CLRNet-R18 teacher (seed "
+        f"{plan.seeds[0]}) distils every student."
     )
     plot = plot_study(results, VARIANTS, pictures / "kd_study.png")
     section = study_section(results, VARIANTS, setup, plot)
