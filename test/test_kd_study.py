@@ -14,7 +14,7 @@ from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.report_blocks import markers
 from training import kd_study
 from training.kd_study import QUICK, VARIANTS, Run, Study, planned_runs
-from training.kd_study_report import Row, RunScores, f1_standard_error, format_table
+from training.kd_study_report import Row, RunScores, f1_standard_error, format_table, goal_verdict
 from training.pretrained import RANDOM_INIT
 
 CPU = torch.device("cpu")
@@ -88,3 +88,22 @@ def test_the_table_gives_mean_spread_and_the_share_of_the_gap_closed():
     table = format_table(rows)
     assert "| plain | - | 2 | 0.9000 ± 0.0000 | 0.7100 ± 0.0141 |" in table
     assert "| kd | 1 / 5 / 3 | 2 |" in table and "| +56% |" in table  # (0.76 - 0.71) / (0.80 - 0.71)
+
+
+def _rows(plain: list[float], distilled: list[float], teacher: float = 0.80) -> list[Row]:
+    return [
+        Row("teacher", "-", [_scores("teacher", teacher)]),
+        Row("plain", "-", [_scores(f"plain_seed{i}", v) for i, v in enumerate(plain)]),
+        Row("kd", "1 / 5 / 3", [_scores(f"kd_seed{i}", v) for i, v in enumerate(distilled)]),
+    ]
+
+
+def test_the_goal_needs_half_the_gap_beyond_the_seed_spread():
+    assert "): met; it closes +56% of the gap" in goal_verdict(_rows([0.70, 0.72], [0.76, 0.76]))
+    # a third of the gap is not enough
+    assert "): missed; it closes +33% of the gap" in goal_verdict(_rows([0.70, 0.72], [0.74, 0.74]))
+    # more than half of the gap, but within the seed spread of the plain student
+    assert "missed" in goal_verdict(_rows([0.60, 0.82], [0.76, 0.76]))
+    # one seed has no spread to beat: no claim
+    assert "missed" in goal_verdict(_rows([0.70], [0.78]))
+    assert goal_verdict(_rows([0.81, 0.83], [0.76, 0.76])).startswith("Goal not measurable")

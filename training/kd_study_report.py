@@ -140,6 +140,38 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def _largest_spread(rows: Sequence[Row], field: str) -> float:
+    spreads = [row.spread(field) for row in rows]
+    return max((s for s in spreads if not math.isnan(s)), default=math.nan)
+
+
+def goal_verdict(rows: Sequence[Row]) -> str:
+    """Whether the distilled student (the third row) closes at least half of the teacher-student gap at
+    F1@75 against the student without distillation (the second row), does not lose F1@50 by more than the
+    seed spread, with its F1@75 gain larger than the seed spread: one sentence with the numbers."""
+    teacher, plain, distilled = rows[0], rows[1], rows[2]
+    gap = teacher.mean("f1_75") - plain.mean("f1_75")
+    gain_75 = distilled.mean("f1_75") - plain.mean("f1_75")
+    gain_50 = distilled.mean("f1_50") - plain.mean("f1_50")
+    spread_75 = _largest_spread([plain, distilled], "f1_75")
+    spread_50 = _largest_spread([plain, distilled], "f1_50")
+    numbers = (
+        f"teacher - plain student at F1@75 {gap:+.4f}; distilled - plain {gain_75:+.4f} against a seed "
+        f"spread of {spread_75:.4f}; F1@50 distilled - plain {gain_50:+.4f} (spread {spread_50:.4f})"
+    )
+    if gap <= 0:
+        return f"Goal not measurable: the teacher is not ahead of the plain student ({numbers})."
+    closes_half = gain_75 >= gap / 2
+    beyond_spread = gain_75 > spread_75  # NaN spread (one seed) compares False: no claim without seeds
+    keeps_f1_50 = gain_50 >= -(0.0 if math.isnan(spread_50) else spread_50)
+    met = closes_half and beyond_spread and keeps_f1_50
+    return (
+        "Goal (the distilled student closes at least half of the gap at F1@75, by more than the seed "
+        f"spread, without losing F1@50): {'met' if met else 'missed'}; it closes {gain_75 / gap:+.0%} of "
+        f"the gap ({numbers})."
+    )
+
+
 def plot_study(results: Sequence[RunScores], variants: Sequence[_Variant], png: Path) -> Path:
     """F1@50 and F1@75 of every variant (mean and seed standard deviation), the teacher as a dashed line."""
     rows = rows_of(results, variants)
@@ -168,13 +200,16 @@ def study_section(results: Sequence[RunScores], variants: Sequence[_Variant], se
     worst_se = max(r.se_75 for r in results)
     inits = "; ".join(sorted({r.backbone_init for r in results}))
     verdict = "below" if worst_se < SE_TARGET else "NOT below"
+    rows = rows_of(results, variants)
     return "\n".join(
         [
             "## Distillation study (synthetic CULane): what each distillation term is worth",
             "",
             f"{setup} Backbone start: {inits}.",
             "",
-            format_table(rows_of(results, variants)),
+            format_table(rows),
+            "",
+            goal_verdict(rows),
             "",
             f"Mean ± standard deviation over the seeds. The standard error of F1@75 on the held-out split is "
             f"at most {worst_se:.4f} ({verdict} the {SE_TARGET} target; binomial over its "
