@@ -69,7 +69,7 @@ class Plan:
     img_h: int
     seeds: tuple[int, ...]  # the plain and the distilled student train with each
     ablation_seeds: tuple[int, ...]  # every ablation trains with each
-    amp: bool  # bfloat16 autocast on the CPU (float16 on CUDA): 1.6-1.8x faster steps with AMX/AVX-512 BF16
+    amp: bool  # bfloat16 autocast on the CPU (float16 on CUDA): faster where the CPU has AMX/AVX-512 BF16
     log_every: int = 10  # TensorBoard scalars every N iterations
 
 
