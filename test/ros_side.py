@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+RESEND_S = 5.0  # a first request without an answer after this long is sent again
+
 
 class Inbox:
     """Messages received on one topic, with a wait for one matching a predicate."""
@@ -47,6 +49,7 @@ class RosSide:
         self._thread.start()
         self._frame = 0
         self._clients: dict[tuple[Any, str], Any] = {}
+        self._answered: set[Any] = set()  # clients that got an answer: their responses reach this node
         from diagnostic_msgs.msg import DiagnosticArray
 
         self.diagnostics = self.inbox(DiagnosticArray, "/diagnostics")
@@ -70,12 +73,22 @@ class RosSide:
         if client is None:
             client = self._clients[(srv_type, name)] = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-        future = client.call_async(request)
         deadline = time.monotonic() + timeout
-        while not future.done():
+        while True:
+            future = client.call_async(request)
+            resend_at = time.monotonic() + RESEND_S
+            while not future.done() and time.monotonic() < min(resend_at, deadline):
+                time.sleep(0.02)
+            if future.done():
+                self._answered.add(client)
+                return future.result()
             assert time.monotonic() < deadline, f"no answer from {name}"
-            time.sleep(0.02)
-        return future.result()
+            # wait_for_service only sees the server's request reader: until the server has discovered this
+            # client's response reader, Fast DDS drops the answer ("failed to send response (timeout)") and
+            # the future never completes. That race exists before a client's first answer only; later ones
+            # are not sent twice.
+            assert client not in self._answered, f"no answer from {name}"
+            client.remove_pending_request(future)
 
     def stamp(self, msg: Any) -> Any:
         """Give ``msg`` a fresh stamp and a unique frame id, so its answer can be told apart."""
