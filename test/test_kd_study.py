@@ -40,12 +40,21 @@ def test_quick_study_trains_scores_and_reports_every_variant(tmp_path, capsys):
         assert scores["iterations"] == 1 and scores["backbone_init"].startswith("random initialisation")
     # the folder belongs to the quick plan: the full study does not reuse its runs
     with pytest.raises(DatasetError, match="holds a study of another plan"):
-        kd_study.main(["--out", str(out), "--estimate"])
+        kd_study.claim_folder(out, kd_study.FULL)
     # every distillation term has its own TensorBoard curve
     events = EventAccumulator(str(out / "kd_paper_seed0")).Reload()
     assert {"train/distill_att_loss", "train/distill_log_loss", "train/distill_priors_loss"} <= set(
         events.Tags()["scalars"]
     )
+
+
+@pytest.mark.slow
+def test_an_estimate_leaves_the_folder_free_for_any_plan(tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ["--out", str(out), "--estimate", "--pretrained-backbone", "none", "--device", "cpu"]
+    assert kd_study.main([*args, "--epochs", "5"]) == 0
+    assert "for 12 runs of 5 epochs" in capsys.readouterr().out
+    assert not (out / "plan.json").exists()
 
 
 @pytest.mark.slow
