@@ -271,6 +271,9 @@ def _validate(preset: Preset) -> None:
         )
     if preset.test.max_lanes < 1:
         raise PresetError(f"test.max_lanes must be at least 1, got {preset.test.max_lanes}")
+    for key in ("epochs", "batch_size"):
+        if getattr(preset.train, key) < 1:
+            raise PresetError(f"train.{key} must be at least 1, got {getattr(preset.train, key)}")
     weights = preset.official_weights
     if weights is None:
         return

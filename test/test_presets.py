@@ -210,6 +210,8 @@ def test_with_overrides():
         ({"lr": 1}, "unknown preset key 'lr'"),
         ({"train.batch_size": "big"}, "train.batch_size must be int"),
         ({"model.backbone": "vgg"}, "model.backbone must be one of"),
+        ({"train.epochs": 0}, "train.epochs must be at least 1, got 0"),
+        ({"train.batch_size": -2}, "train.batch_size must be at least 1, got -2"),
     ],
 )
 def test_bad_overrides(overrides, message):
