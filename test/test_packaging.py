@@ -19,6 +19,7 @@ NODE_EXEC_DEPS = {
     "std_msgs",
     "geometry_msgs",
     "nav_msgs",
+    "tf2_ros_py",
     "visualization_msgs",
     "diagnostic_msgs",
     "std_srvs",
@@ -213,6 +214,34 @@ def test_set_up_succeeds_without_the_ros2_cli_folder(tmp_path):
     assert plan.returncode == 0, plan.stderr
     assert f"scripts/install_ros2_cli.sh .venv {missing} " in plan.stdout
     assert ".clrkdnet-skipped.stamp" in plan.stdout
+
+
+def test_set_up_succeeds_without_the_ros2_tf_folder(tmp_path):
+    """Where ../shared/ros2_tf is absent the tf2 step says why it skips and succeeds."""
+    missing = tmp_path / "no_shared" / "ros2_tf"
+    bare_venv = tmp_path / "bare_venv"  # an interpreter without tf2_ros: the base Python
+    (bare_venv / "bin").mkdir(parents=True)
+    (bare_venv / "bin" / "python").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
+    result = subprocess.run(
+        ["scripts/install_tf2.sh", str(bare_venv), str(missing), str(tmp_path / "build")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"skipping tf2: no {missing}/build_tf2.sh" in result.stdout
+    assert not (tmp_path / "build").exists()
+    plan = subprocess.run(
+        ["make", "-n", "-B", "setup", f"ROS2_TF={missing}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert f"scripts/install_tf2.sh .venv {missing} " in plan.stdout
+    assert "build/tf2/.clrkdnet-skipped.stamp" in plan.stdout
 
 
 @pytest.mark.parametrize("path", MSG_FILES, ids=lambda p: p.name)
