@@ -52,11 +52,13 @@ _MIN_POOL_IMAGES = 256
 
 @dataclass(frozen=True)
 class ImageMatch:
-    """Official matching of one image: lane counts and each GT lane's IoU with its partner (NaN if none)."""
+    """Official matching of one image: lane counts, each GT lane's IoU with its partner (NaN if none) and the
+    partner's index among the predictions (-1 if none; tracking metrics follow identities through it)."""
 
     num_gt: int
     num_pred: int
     matched_iou: np.ndarray
+    partners: np.ndarray
 
     def counts(self, iou_threshold: float = 0.5) -> tuple[int, int, int]:
         """(TP, FP, FN) at ``iou_threshold``: a matched GT lane is a TP when its IoU is strictly greater."""
@@ -148,7 +150,7 @@ def match_image(
     """Official IoU matching of one image's predicted and GT lanes ((N, 2) (x, y) arrays or Lane objects)."""
     num_gt, num_pred = len(gt_lanes), len(pred_lanes)
     if num_gt == 0 or num_pred == 0:
-        return ImageMatch(num_gt, num_pred, np.full(num_gt, np.nan))
+        return ImageMatch(num_gt, num_pred, np.full(num_gt, np.nan), np.full(num_gt, -1))
     canvas = np.zeros((rows, cols), np.uint8)
     gt_masks = [_lane_mask(lane, width, canvas) for lane in gt_lanes]
     pred_masks = [_lane_mask(lane, width, canvas) for lane in pred_lanes]
@@ -158,7 +160,7 @@ def match_image(
             similarity[i, j] = _iou(gt, pred)
     partners = match_gt_to_predictions(similarity)
     matched = np.array([similarity[i, j] if j >= 0 else np.nan for i, j in enumerate(partners)])
-    return ImageMatch(num_gt, num_pred, matched)
+    return ImageMatch(num_gt, num_pred, matched, np.array(partners, dtype=int))
 
 
 def culane_counts(
