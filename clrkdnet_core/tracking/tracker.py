@@ -1,0 +1,295 @@
+"""Multi-lane tracker: one Kalman-filtered cubic per lane boundary, with stable ids across frames.
+
+Per frame: tracks are predicted to the new stamp (moved with the ego motion when odometry is given,
+otherwise a zero-motion model with more process noise), matched to the detections by their lateral gap at a
+reference distance, updated, and managed: a track is confirmed after ``confirm_hits`` hits within its first
+``confirm_window`` frames and deleted after ``max_misses`` consecutive misses or ``timeout_s`` without a
+hit. Confirmed tracks survive frames the detector misses (predicted, ``measured=False``). Ids start at 1 and
+are never reused by one tracker, not even after a reset.
+
+Modes: ``"ground"`` tracks cubics in the ground frame (metres, REP-103 x forward, y left); ``"image"``
+tracks the image-row cubics :class:`clrkdnet_core.perception.ImageFrame` defines (no motion model: the
+image moves with the vehicle in ways odometry alone does not describe).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from clrkdnet_core.lane_curve import GroundCurve
+from clrkdnet_core.lane_positions import assign_positions
+from clrkdnet_core.tracking.association import associate
+from clrkdnet_core.tracking.kalman import CurveKalmanFilter, measurement_points
+from clrkdnet_core.tracking.motion import EgoMotion, move_curve
+
+MODES = ("ground", "image")
+# Existence probabilities stay inside this band so that a long-lived lane still drops within a few misses
+# and a long-missed one can come back.
+_EXISTENCE_BOUNDS = (1e-3, 1.0 - 1e-3)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracking parameters; metres in ground mode (image mode: the ImageFrame's units, alike in size).
+
+    Attributes:
+        confirm_hits, confirm_window: a track is confirmed (published) after ``confirm_hits`` hits within its
+            first ``confirm_window`` frames (M of N); a tentative track that can no longer make it is dropped.
+        max_misses: a confirmed track is deleted after this many consecutive frames without a detection.
+        timeout_s: ... or after this many seconds without one (a slow or stalled camera).
+        max_gap: largest lateral gap (m) at ``reference_x`` between a track and a detection it may take (lanes
+            are 3-4 m apart: below half of that a neighbour is never taken).
+        reference_x: distance ahead (m) where lateral gaps are compared: near enough to be seen in most
+            frames, far enough to be in front of the hood.
+        min_separation: two confirmed tracks closer than this at ``reference_x`` are one lane seen twice; the
+            younger is dropped.
+        measurement_samples: lateral positions taken from each detection's curve for the update.
+        measurement_noise: standard deviation (m) of a detection's lateral position near the vehicle ...
+        measurement_noise_growth: ... growing by this much per metre ahead (ground mode only: in the image a
+            pixel's error does not grow with the row).
+        process_noise: standard deviations per sqrt(second) of c0, c1, c2, c3 random walks with odometry (the
+            road's own bending, odometry errors).
+        unknown_motion_noise_scale: the process noise's factor without odometry (zero-motion model).
+        initial_std: standard deviations of c0..c3 before a track's first detection.
+        detection_probability, false_alarm_probability: the detector's hit rate on an existing lane and on a
+            lane that is not there, for the existence probability's Bayesian update.
+    """
+
+    confirm_hits: int = 3
+    confirm_window: int = 5
+    max_misses: int = 10
+    timeout_s: float = 1.0
+    max_gap: float = 1.0
+    reference_x: float = 8.0
+    min_separation: float = 1.0
+    measurement_samples: int = 8
+    measurement_noise: float = 0.15
+    measurement_noise_growth: float = 0.01
+    process_noise: tuple[float, float, float, float] = (0.1, 0.02, 1e-3, 2e-5)
+    unknown_motion_noise_scale: float = 4.0
+    initial_std: tuple[float, float, float, float] = (1.0, 0.1, 2e-3, 5e-5)
+    detection_probability: float = 0.9
+    false_alarm_probability: float = 0.1
+
+
+@dataclass(frozen=True)
+class LaneObservation:
+    """One detection of this frame as a curve (ground: metres; image mode: ImageFrame units).
+
+    ``index`` is its position in the detector's list; ``residual_rms`` the fit's residual, added to the
+    measurement noise (a detection that is no clean cubic is trusted less).
+    """
+
+    curve: GroundCurve
+    score: float
+    index: int
+    residual_rms: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class TrackedLane:
+    """A confirmed track in this frame.
+
+    Attributes:
+        track_id: >= 1, never reused by one tracker.
+        age: frames since the track started (0 in its first frame).
+        measured: True when a detection was matched this frame; False when only predicted.
+        existence: probability in [0, 1] that the lane exists, from its hits and misses.
+        curve: the filtered cubic with its valid range.
+        covariance: (4, 4) covariance of the curve's coefficients.
+        index: the matched detection's index this frame, None when predicted.
+        score: the latest matched detection's score.
+        position: signed position class (-1 EGO_LEFT, +1 EGO_RIGHT, -2/+2, -3/+3, 0 unknown) from the sign of
+            y at x = 0.
+    """
+
+    track_id: int
+    age: int
+    measured: bool
+    existence: float
+    curve: GroundCurve
+    covariance: np.ndarray
+    index: int | None
+    score: float
+    position: int
+
+
+class _Track:
+    """A track's mutable state between frames."""
+
+    def __init__(
+        self, track_id: int, observation: LaneObservation, stamp_s: float, config: TrackerConfig
+    ) -> None:
+        self.track_id = track_id
+        prior = np.diag(np.square(config.initial_std))
+        self.filter = CurveKalmanFilter(observation.curve.coefficients, prior)
+        self.x_min, self.x_max = observation.curve.x_min, observation.curve.x_max
+        self.age = 0
+        self.hits: deque[bool] = deque(maxlen=config.confirm_window)
+        self.confirmed = False
+        self.misses = 0
+        self.last_hit_s = stamp_s
+        self.existence = 0.5
+        self.score = observation.score
+        self.index: int | None = None
+
+    def offset(self, x: float) -> float:
+        c0, c1, c2, c3 = self.filter.coefficients
+        return float(c0 + x * (c1 + x * (c2 + x * c3)))
+
+
+class LaneTracker:
+    """Tracks lane boundaries over frames; see the module docstring. ``update`` once per frame."""
+
+    def __init__(self, config: TrackerConfig | None = None, mode: str = "ground") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.config = config or TrackerConfig()
+        self.mode = mode
+        self.next_id = 1
+        self._tracks: list[_Track] = []
+        self._last_stamp_s: float | None = None
+
+    def reset(self) -> None:
+        """Forget every track (ids keep increasing: a new lane never gets an old lane's id)."""
+        self._tracks = []
+        self._last_stamp_s = None
+
+    def update(
+        self, observations: Sequence[LaneObservation], stamp_s: float, motion: EgoMotion | None = None
+    ) -> list[TrackedLane]:
+        """Advance to ``stamp_s`` and fuse this frame's detections; the confirmed tracks, left to right.
+
+        A stamp earlier than the previous one (a bag played in a loop) resets the tracker first. ``motion`` is
+        ignored when NaN or infinite, and in image mode.
+        """
+        if not math.isfinite(stamp_s):
+            raise ValueError(f"stamp_s must be finite, got {stamp_s}")
+        if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
+            self.reset()
+        if self._last_stamp_s is not None:
+            self._predict(stamp_s - self._last_stamp_s, motion)
+        self._last_stamp_s = stamp_s
+        self._tracks = [t for t in self._tracks if stamp_s - t.last_hit_s <= self.config.timeout_s]
+
+        reference = self.config.reference_x
+        pairs = associate(
+            [track.offset(reference) for track in self._tracks],
+            [float(o.curve.y_at(reference)) for o in observations],
+            self.config.max_gap,
+        )
+        matched = dict(pairs)
+        for i, track in enumerate(self._tracks):
+            if i in matched:
+                self._hit(track, observations[matched[i]], stamp_s)
+            else:
+                self._miss(track)
+        taken = set(matched.values())
+        for j, observation in enumerate(observations):
+            if j not in taken:
+                track = _Track(self.next_id, observation, stamp_s, self.config)
+                self.next_id += 1
+                self._hit(track, observation, stamp_s)
+                self._tracks.append(track)
+        self._tracks = [t for t in self._tracks if self._alive(t)]
+        self._drop_duplicates()
+        return self._confirmed_lanes()
+
+    def _predict(self, dt: float, motion: EgoMotion | None) -> None:
+        config = self.config
+        moving = self.mode == "ground" and motion is not None and motion.valid()
+        noise_scale = 1.0 if moving else config.unknown_motion_noise_scale
+        process = np.diag(np.square(np.asarray(config.process_noise) * noise_scale)) * dt
+        displacement = motion.displacement(dt) if moving else None
+        for track in self._tracks:
+            track.age += 1
+            if displacement is None:
+                track.filter.predict(track.filter.coefficients, None, process)
+                continue
+            dx, dy, dyaw = displacement
+            moved, jacobian = move_curve(track.filter.coefficients, dx, dy, dyaw, (track.x_min, track.x_max))
+            track.filter.predict(moved, jacobian, process)
+            # The range travels with the road: what was 20 m ahead is 20 - dx m ahead now.
+            track.x_min -= dx
+            track.x_max -= dx
+
+    def _hit(self, track: _Track, observation: LaneObservation, stamp_s: float) -> None:
+        config = self.config
+        growth = config.measurement_noise_growth if self.mode == "ground" else 0.0
+        track.filter.update(
+            *measurement_points(
+                observation.curve,
+                config.measurement_samples,
+                config.measurement_noise,
+                growth,
+                observation.residual_rms,
+            )
+        )
+        track.x_min, track.x_max = observation.curve.x_min, observation.curve.x_max
+        track.hits.append(True)
+        track.confirmed = track.confirmed or sum(track.hits) >= config.confirm_hits
+        track.misses = 0
+        track.last_hit_s = stamp_s
+        track.score = observation.score
+        track.index = observation.index
+        track.existence = self._existence(track.existence, hit=True)
+
+    def _miss(self, track: _Track) -> None:
+        track.hits.append(False)
+        track.misses += 1
+        track.index = None
+        track.existence = self._existence(track.existence, hit=False)
+
+    def _existence(self, prior: float, hit: bool) -> float:
+        """Bayes' rule on "the lane exists" given a hit or a miss of the detector."""
+        pd, pf = self.config.detection_probability, self.config.false_alarm_probability
+        if hit:
+            posterior = pd * prior / (pd * prior + pf * (1.0 - prior))
+        else:
+            posterior = (1.0 - pd) * prior / ((1.0 - pd) * prior + (1.0 - pf) * (1.0 - prior))
+        return min(max(posterior, _EXISTENCE_BOUNDS[0]), _EXISTENCE_BOUNDS[1])
+
+    def _alive(self, track: _Track) -> bool:
+        config = self.config
+        if track.confirmed:
+            return track.misses < config.max_misses
+        # Tentative: alive while the window can still hold confirm_hits hits.
+        remaining = config.confirm_window - len(track.hits)
+        return sum(track.hits) + remaining >= config.confirm_hits
+
+    def _drop_duplicates(self) -> None:
+        """One lane seen as two confirmed tracks (e.g. after a wrong spawn) keeps the older track."""
+        reference = self.config.reference_x
+        confirmed = sorted((t for t in self._tracks if t.confirmed), key=lambda t: t.offset(reference))
+        dropped = set()
+        for a, b in itertools.pairwise(confirmed):
+            if abs(a.offset(reference) - b.offset(reference)) < self.config.min_separation:
+                dropped.add(max(a.track_id, b.track_id))
+        if dropped:
+            self._tracks = [t for t in self._tracks if t.track_id not in dropped]
+
+    def _confirmed_lanes(self) -> list[TrackedLane]:
+        confirmed = [t for t in self._tracks if t.confirmed]
+        # Left to right: y is positive to the left, so descending y at x = 0.
+        confirmed.sort(key=lambda t: -t.offset(0.0))
+        positions = assign_positions([-t.offset(0.0) for t in confirmed], 0.0)
+        return [
+            TrackedLane(
+                track_id=t.track_id,
+                age=t.age,
+                measured=t.index is not None,
+                existence=t.existence,
+                curve=GroundCurve(t.filter.coefficients, t.x_min, t.x_max),
+                covariance=t.filter.covariance.copy(),
+                index=t.index,
+                score=t.score,
+                position=position,
+            )
+            for t, position in zip(confirmed, positions, strict=True)
+        ]
