@@ -15,16 +15,25 @@ BACKENDS = {
     "tensorrt": "clrkdnet_core.backends.tensorrt_backend:TensorRTBackend",
 }
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# The default of backend and precision: the fastest for the device (clrkdnet_core.backend_choice).
+AUTO = "auto"
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """--backend, --precision, --calibration and --force-int8."""
-    parser.add_argument("--backend", default="torch", choices=tuple(BACKENDS), help="inference backend")
+    parser.add_argument(
+        "--backend",
+        default=AUTO,
+        choices=(AUTO, *BACKENDS),
+        help="inference backend (default auto: the fastest installed one; exact fp32: --backend torch "
+        "--precision fp32)",
+    )
     parser.add_argument(
         "--precision",
-        default="fp32",
-        choices=PRECISIONS,
-        help="fp32 (default), fp16 (CUDA), bf16 (openvino), int8 (onnxruntime/openvino, with --calibration)",
+        default=AUTO,
+        choices=(AUTO, *PRECISIONS),
+        help="auto (default: the backend's best for the device), fp32, fp16 (CUDA), bf16 (openvino), "
+        "int8 (onnxruntime/openvino, with --calibration)",
     )
     parser.add_argument(
         "--calibration", help="int8: folder of camera images (searched recursively) or a dataset root"

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clrkdnet_core.backend_choice import BackendChoice, choose_backend
+from clrkdnet_core.backend_options import AUTO
 from clrkdnet_core.backends import InferenceBackend, create_backend
 from clrkdnet_core.calibration import CalibrationSource
 from clrkdnet_core.checkpoint import load_checkpoint
@@ -90,15 +92,17 @@ class LaneDetector:
         device: where the network runs.
         backend: the backend's name (``torch``, ``onnxruntime``, ``openvino``, ``tensorrt``).
         precision: what the network runs in (``fp32``, ``fp16``, ``bf16``, ``int8``).
+        choice: the backend and precision with why they were chosen (``auto``) or "as set".
         test: the decoding settings, the preset's ``test`` until :meth:`set_thresholds` changes them;
             ``conf_threshold``, ``nms_thres`` and ``max_lanes`` read its fields.
         preprocess: images -> network input batch on ``device`` (see :func:`select_preprocessor`).
         nms: the batched lane NMS used by decoding (see :func:`select_nms`).
     """
 
-    def __init__(self, preset: Preset, runner: InferenceBackend) -> None:
+    def __init__(self, preset: Preset, runner: InferenceBackend, choice: BackendChoice | None = None) -> None:
         self.preset = preset
         self.runner = runner
+        self.choice = choice or BackendChoice(runner.name, runner.precision, "as set")
         self.device = runner.device
         self.backend = runner.name
         self.precision = runner.precision
@@ -112,8 +116,8 @@ class LaneDetector:
         preset: str | Path | Preset,
         weights: str | Path | None,
         device: str | torch.device = "auto",
-        backend: str = "torch",
-        precision: str = "fp32",
+        backend: str = AUTO,
+        precision: str = AUTO,
         calibration: CalibrationSource | None = None,
         **backend_options,
     ) -> "LaneDetector":
@@ -127,10 +131,14 @@ class LaneDetector:
             weights: checkpoint file (official or ours), or an official file name in the weights cache
                 (:mod:`clrkdnet_core.weights`); None runs randomly initialised weights (for tests).
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; a CUDA device that is not there means the CPU.
-            backend: inference backend name (``torch``, ``onnxruntime``, ``openvino``, ``tensorrt``);
+            backend: inference backend name (``torch``, ``onnxruntime``, ``openvino``, ``tensorrt``) or
+                ``auto`` (default): the fastest installed one for the device
+                (:mod:`clrkdnet_core.backend_choice`; the choice and why are logged at INFO);
                 ``backend_options`` go to its constructor (e.g. ``threads=2``, ``force_int8=True``).
-            precision: ``fp32``; ``fp16`` (torch, tensorrt on CUDA; onnxruntime); ``bf16`` (openvino on CPUs
-                with bf16 instructions); ``int8`` (onnxruntime, openvino on the CPU; needs ``calibration``).
+            precision: ``auto`` (default: the backend's best for the device, never int8); ``fp32``; ``fp16``
+                (torch, tensorrt on CUDA; onnxruntime); ``bf16`` (openvino on CPUs with bf16 instructions);
+                ``int8`` (onnxruntime, openvino on the CPU; needs ``calibration``). Exact fp32, the official
+                code's results: ``backend="torch", precision="fp32"``.
             calibration: int8 calibration images: a folder or dataset root, or a sequence of BGR images
                 (see :func:`clrkdnet_core.calibration.load_calibration`).
         """
@@ -140,14 +148,18 @@ class LaneDetector:
             logger.warning("no weights given for %s: the network is randomly initialised", preset.name)
         else:
             load_checkpoint(model, resolve_weights(weights))
-        if precision == "int8":
+        device = resolve_device(device)
+        choice = choose_backend(device.type, backend, precision)
+        if choice.precision == "int8":
             backend_options["calibration"] = calibration
         elif calibration is not None:
             logger.warning("calibration images are only used by precision int8; ignoring them")
+        if AUTO in (backend, precision):
+            logger.info("backend auto: %s", choice.reason)
         runner = create_backend(
-            backend, model.eval(), resolve_device(device), precision=precision, **backend_options
+            choice.backend, model.eval(), device, precision=choice.precision, **backend_options
         )
-        return cls(preset, runner)
+        return cls(preset, runner, choice)
 
     def set_thresholds(
         self,
@@ -183,16 +195,42 @@ class LaneDetector:
     def max_lanes(self) -> int:
         return self.test.max_lanes
 
-    def detect(self, image: np.ndarray) -> list[Lane]:
-        """Lanes of one HxWx3 uint8 BGR image, in its pixels, by descending score."""
-        return self.detect_batch([image])[0]
+    def detect(self, image: np.ndarray, original_size: tuple[int, int] | None = None) -> list[Lane]:
+        """Lanes of one HxWx3 uint8 BGR image, by descending score.
 
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Lane]]:
-        """Lanes of several images (sizes may differ) with one network call."""
+        Args:
+            image: the camera image, or a reduced copy of it (e.g. a JPEG decoded at 1/2 scale, see
+                :func:`reduced_decode_scale`).
+            original_size: (width, height) of the camera image ``image`` was reduced from; the lanes are in
+                its pixels. None: ``image`` is the camera image.
+        """
+        return self.detect_batch([image], None if original_size is None else [original_size])[0]
+
+    def detect_batch(
+        self, images: Sequence[np.ndarray], original_sizes: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[Lane]]:
+        """Lanes of several images (sizes may differ) with one network call; ``original_sizes`` as in
+        :meth:`detect`, one per image."""
         if len(images) == 0:
             return []
-        geometry = self.preset.geometry
-        sizes = [check_image(image).shape[:2] for image in images]
+        sizes = [check_image(image).shape[1::-1] for image in images]
+        if original_sizes is not None:
+            if len(original_sizes) != len(images):
+                raise InputError(f"got {len(original_sizes)} original sizes for {len(images)} images")
+            sizes = [(int(width), int(height)) for width, height in original_sizes]
         predictions = self.runner(self.preprocess(images))
-        geometries = [geometry.scaled_to(width, height) for height, width in sizes]
+        # A reduced image keeps the camera image's crop ratio (the preprocess cuts the same fraction of its
+        # rows), so the network input covers the same region and the lanes map straight to the camera image.
+        geometries = [self.preset.geometry.scaled_to(width, height) for width, height in sizes]
         return decode_predictions(predictions, geometries, self.test, self.nms)
+
+    def reduced_decode_scale(self, width: int, height: int) -> int:
+        """The largest JPEG reduction (1, 2, 4 or 8) that keeps the network's input at full detail for a
+        ``width`` x ``height`` camera image: its cropped region still at least as large as the input in both
+        directions after reduction."""
+        geometry = self.preset.geometry.scaled_to(width, height)
+        crop_w, crop_h = width, height - geometry.cut_height
+        for scale in (8, 4, 2):
+            if crop_w >= scale * geometry.img_w and crop_h >= scale * geometry.img_h:
+                return scale
+        return 1

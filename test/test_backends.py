@@ -279,3 +279,77 @@ def test_backends_report_names_the_fastest_cpu_backend(capsys, monkeypatch, tmp_
         assert row in out
     assert "int8" not in out  # only with --calibration
     assert "fastest on this CPU: " in out
+    assert "backend auto (the default) runs openvino" in out
+
+
+# --- backend and precision auto ---
+
+
+def picked(choice) -> tuple[str, str]:
+    return choice.backend, choice.precision
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision", "why"),
+    [(("avx512_bf16",), "bf16", "native bf16 instructions (avx512_bf16)"), ((), "fp32", "no native bf16")],
+)
+def test_auto_on_a_cpu_is_openvino_in_bf16_only_with_native_bf16(flags, precision, why):
+    from clrkdnet_core.backend_choice import choose_backend
+
+    choice = choose_backend("cpu", bf16_flags=flags)
+    assert (choice.backend, choice.precision) == ("openvino", precision)
+    assert why in choice.reason and choice.reason.startswith(f"openvino {precision}: the fastest installed")
+
+
+def test_auto_falls_back_to_what_is_installed(monkeypatch):
+    from clrkdnet_core import backend_choice
+
+    installed = {"torch", "onnxruntime"}
+    monkeypatch.setattr(backend_choice, "importable", lambda name: name in installed)
+    choice = backend_choice.choose_backend("cpu", bf16_flags=("amx_bf16",))
+    assert (choice.backend, choice.precision) == ("onnxruntime", "fp32")
+    assert "(openvino not installed)" in choice.reason
+    installed.clear()
+    assert backend_choice.choose_backend("cpu").backend == "torch"
+    assert picked(backend_choice.choose_backend("cuda")) == ("torch", "fp16")  # no TensorRT
+    installed.add("tensorrt")
+    assert picked(backend_choice.choose_backend("cuda")) == ("tensorrt", "fp16")
+
+
+def test_explicit_values_are_kept_and_auto_fills_in_the_other(monkeypatch):
+    from clrkdnet_core import backend_choice
+
+    monkeypatch.setattr(backend_choice, "importable", lambda name: True)
+    choose = backend_choice.choose_backend
+    assert choose("cpu", "torch", "fp32") == backend_choice.BackendChoice(
+        "torch", "fp32", "torch fp32 as set"
+    )
+    assert picked(choose("cpu", "torch")) == ("torch", "fp32")
+    assert picked(choose("cpu", "onnxruntime")) == ("onnxruntime", "fp32")  # its CPU fp16 is slower
+    assert picked(choose("cpu", "openvino", bf16_flags=())) == ("openvino", "fp32")
+    assert picked(choose("cuda", "torch")) == ("torch", "fp16")
+    assert picked(choose("cpu", precision="int8")) == ("openvino", "int8")
+    assert picked(choose("cpu", precision="fp16")) == ("onnxruntime", "fp16")
+    monkeypatch.setattr(backend_choice, "importable", lambda name: False)
+    with pytest.raises(BackendError, match="no installed backend runs precision int8 on cpu"):
+        choose("cpu", precision="int8")
+
+
+def test_the_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from clrkdnet_core.backend_choice import cpu_bf16_flags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 avx512_bf16\n")
+    assert cpu_bf16_flags(cpuinfo) == ("avx512_bf16", "amx_bf16")
+    cpuinfo.write_text("flags\t\t: fpu avx2\n")
+    assert cpu_bf16_flags(cpuinfo) == ()
+    assert cpu_bf16_flags(tmp_path / "missing") == ()
+
+
+def test_from_preset_logs_the_auto_choice(caplog):
+    from clrkdnet_core.inference import LaneDetector
+
+    with caplog.at_level(logging.INFO, logger="clrkdnet_core.inference"):
+        detector = LaneDetector.from_preset(STUDENT, None, device="cpu", backend="torch")
+    assert "backend auto: torch fp32: as set; fp32, the fastest precision of torch on cpu" in caplog.text
+    assert (detector.backend, detector.precision) == ("torch", "fp32") == picked(detector.choice)

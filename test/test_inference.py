@@ -18,6 +18,8 @@ from clrkdnet_core.preprocess import preprocess
 
 PRESET = "clrkdnet_resnet18_culane"
 OFFICIAL = TestConfig(conf_threshold=0.4, nms_thres=50, max_lanes=4)
+# The reference's results need exact fp32 (the default, auto, may run bf16 or another runtime).
+EXACT = {"backend": "torch", "precision": "fp32"}
 
 
 def make_lanes_visible(model: torch.nn.Module) -> None:
@@ -42,7 +44,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def detector(weights):
-    return LaneDetector.from_preset(PRESET, weights, device="cpu")
+    return LaneDetector.from_preset(PRESET, weights, device="cpu", **EXACT)
 
 
 def road_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -125,7 +127,7 @@ def test_batch_equals_single_images(detector):
 
 def test_weights_are_loaded(weights):
     # Unfolded, so the backend's state_dict still has the checkpoint's entries to compare.
-    detector = LaneDetector.from_preset(PRESET, weights, device="cpu", fold_batchnorm=False)
+    detector = LaneDetector.from_preset(PRESET, weights, device="cpu", fold_batchnorm=False, **EXACT)
     torch.manual_seed(0)
     expected = build_model(PRESET)
     make_lanes_visible(expected)
@@ -133,12 +135,12 @@ def test_weights_are_loaded(weights):
     for key, value in expected.state_dict().items():
         assert torch.equal(loaded[key], value), key
     with pytest.raises(CheckpointError, match="weights file not found"):
-        LaneDetector.from_preset(PRESET, weights.with_name("missing.pth"), device="cpu")
+        LaneDetector.from_preset(PRESET, weights.with_name("missing.pth"), device="cpu", **EXACT)
 
 
 def test_random_init_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="clrkdnet_core.inference"):
-        detector = LaneDetector.from_preset(PRESET, None, device="auto")
+        detector = LaneDetector.from_preset(PRESET, None, device="auto", backend="torch")
     assert "randomly initialised" in caplog.text
     assert detector.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -190,6 +192,26 @@ def test_backend_errors(detector):
         create_backend("torch", detector.runner.model, "cpu", precision="fp8")
 
 
+@pytest.mark.parametrize(("size", "scale"), [((1640, 590), 1), ((3280, 1180), 2), ((6560, 2360), 4)])
+def test_reduced_scale_keeps_the_crop_at_least_the_network_input(detector, size, scale):
+    # 800 x 320 input: the 1640 x 590 camera's crop is 1640 x 320, too short to halve.
+    assert detector.reduced_decode_scale(*size) == scale
+
+
+def test_a_reduced_image_gives_the_lanes_of_the_full_image_in_its_pixels(detector):
+    full = road_image(1180, 3280)
+    expected = detector.detect(full)
+    # What a JPEG decoded at half scale gives (libjpeg averages each 2x2 block).
+    half = cv2.resize(full, (1640, 590), interpolation=cv2.INTER_AREA)
+    lanes = detector.detect(half, original_size=(3280, 1180))
+    assert len(expected) >= 1 and len(lanes) == len(expected)
+    for a, b in zip(lanes, expected, strict=True):
+        np.testing.assert_array_equal(a.points[:, 1], b.points[:, 1])  # the same rows of the camera image
+        assert np.abs(a.points[:, 0] - b.points[:, 0]).max() <= 2.0
+    with pytest.raises(InputError, match="original sizes"):
+        detector.detect_batch([half], original_sizes=[])
+
+
 @pytest.mark.parametrize(
     "image", [np.zeros((590, 1640), np.uint8), np.zeros((590, 1640, 4), np.uint8), np.zeros((590, 1640, 3))]
 )
@@ -202,12 +224,13 @@ def test_bad_images(detector, image):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_backends_agree_with_cpu(weights, detector, culane_lanes):
     image = road_image(590, 1640)
-    gpu = LaneDetector.from_preset(PRESET, weights, device="cuda", channels_last=True)
+    gpu = LaneDetector.from_preset(PRESET, weights, device="cuda", channels_last=True, **EXACT)
     lanes = gpu.detect(image)
     assert len(lanes) == len(culane_lanes)
     for a, b in zip(lanes, culane_lanes, strict=True):
         assert a.points.shape == b.points.shape
         assert np.abs(a.points - b.points).max() < 0.5
     # float16 rounds lengths and xs differently: only check that it runs and finds lanes in the image.
-    half = LaneDetector.from_preset(PRESET, weights, device="cuda", precision="fp16").detect(image)
+    half = LaneDetector.from_preset(PRESET, weights, device="cuda", backend="torch", precision="fp16")
+    half = half.detect(image)
     assert 1 <= len(half) <= 4 and all(np.isfinite(lane.points).all() for lane in half)

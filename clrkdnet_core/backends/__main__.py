@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from clrkdnet_core.backend_choice import choose_backend
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import ClrkdnetError
 from clrkdnet_core.timing import measure_interleaved
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<20}{timing.p50:>12.1f}{baseline / timing.p50:>18.2f}x")
     fastest = min(timings, key=lambda name: timings[name].p50)
     print(f"fastest on this CPU: {fastest} ({timings[fastest].p50:.1f} ms per 1640x590 image)")
+    print(f"backend auto (the default) runs {choose_backend('cpu').reason}")
     return 0
 
 

@@ -7,6 +7,7 @@ so what is not quantized (the head, decoding) stays fp32.
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -17,7 +18,7 @@ from clrkdnet_core.backends.base import check_precision
 from clrkdnet_core.backends.onnx_model import onnx_model_file
 from clrkdnet_core.calibration import CalibrationSource
 from clrkdnet_core.errors import BackendError
-from clrkdnet_core.export.onnx import check_input
+from clrkdnet_core.export.onnx import check_input, default_cache_dir
 
 # precision -> INFERENCE_PRECISION_HINT; int8 kernels come from the QDQ graph, everything else stays f32.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
@@ -59,7 +60,8 @@ class OpenVinoBackend:
             calibration: int8 calibration images (see :func:`~clrkdnet_core.calibration.load_calibration`).
             force_int8: use an int8 model that fails the accuracy gate, with a warning.
             onnx_path: an fp32 export (see ``python -m clrkdnet_core.export onnx``).
-            cache_dir: where on-the-fly exports and int8 models go (default ``~/.cache/clrkdnet_ros``).
+            cache_dir: where on-the-fly exports, int8 models and OpenVINO's compiled models (``openvino/``)
+                go (default ``~/.cache/clrkdnet_ros``).
             threads: CPU threads of OpenVINO (default: torch's intra-op thread count).
         """
         ov = import_openvino()
@@ -81,6 +83,9 @@ class OpenVinoBackend:
             "ENABLE_CPU_PINNING": False,
             # Dynamic quantization would run the head's FC layers in int8: the head stays fp32.
             "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0,
+            # Compiled models are cached by OpenVINO (keyed by model file and this config): a warm start-up
+            # compiles in 0.02 s instead of reading and compiling in 0.27 s (400x160 student, 2-core EPYC).
+            "CACHE_DIR": str(Path(cache_dir or default_cache_dir()) / "openvino"),
         }
         self.onnx_path, self.agreement = onnx_model_file(
             self.name,
@@ -99,7 +104,8 @@ class OpenVinoBackend:
         self._run = _numpy_runner(compiled)
 
     def _compile(self, path: str):
-        return self.core.compile_model(self.core.read_model(path), "CPU", self.config)
+        # Compiled from the path, so that a cache hit skips reading the ONNX file too.
+        return self.core.compile_model(str(path), "CPU", self.config)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         check_input(batch, self.input_size)
