@@ -3,6 +3,7 @@
     python -m benchmarks [--quick] [--out BENCHMARKS.md] [--sections compare reference ...]
 
 A default run takes about 10 minutes on a 2-core CPU; ``--quick`` about a third of that (fewer iterations).
+The ``tracking`` section (its own block; ``python -m benchmarks.tracking`` runs it alone) adds about 2 minutes.
 The ``precision`` section (every CPU backend and precision, three models) adds about 7 minutes with
 ``--quick`` on a busy 2-core machine, plus the int8 models' first build (cached in ~/.cache/clrkdnet_ros).
 """
@@ -18,9 +19,19 @@ import torch
 from benchmarks import Settings, environment_lines
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import InputError
-from clrkdnet_core.report_blocks import marked_blocks
+from clrkdnet_core.report_blocks import marked_blocks, replace_block
 
-SECTIONS = ("compare", "reference", "precision", "precision_f1", "profile", "postprocess", "metrics", "node")
+SECTIONS = (
+    "compare",
+    "reference",
+    "precision",
+    "precision_f1",
+    "profile",
+    "postprocess",
+    "metrics",
+    "node",
+    "tracking",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         header += ["## Goals", "", *[f"- {g}" for g in goals], ""]
     out = Path(args.out)
     kept = marked_blocks(out.read_text()) if out.is_file() else []
-    out.write_text("\n\n".join(["\n".join(header + body).rstrip(), *kept]) + "\n")
+    text = "\n\n".join(["\n".join(header + body).rstrip(), *kept]) + "\n"
+    if "tracking" in args.sections:
+        # A block of its own (python -m benchmarks.tracking refreshes it alone): replaced, not appended.
+        from benchmarks.tracking import BLOCK, tracking_block
+
+        text = replace_block(text, BLOCK, tracking_block())
+    out.write_text(text)
     print(f"wrote {out}")
     return 0
 
