@@ -127,8 +127,7 @@ class _Track:
         self, track_id: int, observation: LaneObservation, stamp_s: float, config: TrackerConfig
     ) -> None:
         self.track_id = track_id
-        prior = np.diag(np.square(config.initial_std))
-        self.filter = CurveKalmanFilter(observation.curve.coefficients, prior)
+        self.filter = _prior(observation, config)
         self.x_min, self.x_max = observation.curve.x_min, observation.curve.x_max
         self.age = 0
         self.hits: deque[bool] = deque(maxlen=config.confirm_window)
@@ -221,16 +220,7 @@ class LaneTracker:
 
     def _hit(self, track: _Track, observation: LaneObservation, stamp_s: float) -> None:
         config = self.config
-        growth = config.measurement_noise_growth if self.mode == "ground" else 0.0
-        track.filter.update(
-            *measurement_points(
-                observation.curve,
-                config.measurement_samples,
-                config.measurement_noise,
-                growth,
-                observation.residual_rms,
-            )
-        )
+        track.filter.update(*_measurement(observation, config, self.mode))
         track.x_min, track.x_max = observation.curve.x_min, observation.curve.x_max
         track.hits.append(True)
         track.confirmed = track.confirmed or sum(track.hits) >= config.confirm_hits
@@ -293,3 +283,32 @@ class LaneTracker:
             )
             for t, position in zip(confirmed, positions, strict=True)
         ]
+
+
+def detection_covariance(
+    observation: LaneObservation, config: TrackerConfig | None = None, mode: str = "ground"
+) -> np.ndarray:
+    """Covariance (4, 4) of a lane's coefficients from this one detection: a fresh track's after its first
+    update (what tracking off reports)."""
+    config = config or TrackerConfig()
+    kalman = _prior(observation, config)
+    kalman.update(*_measurement(observation, config, mode))
+    return kalman.covariance
+
+
+def _prior(observation: LaneObservation, config: TrackerConfig) -> CurveKalmanFilter:
+    """A track's filter before its first detection: centred on it, with the broad ``initial_std``."""
+    return CurveKalmanFilter(observation.curve.coefficients, np.diag(np.square(config.initial_std)))
+
+
+def _measurement(
+    observation: LaneObservation, config: TrackerConfig, mode: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    growth = config.measurement_noise_growth if mode == "ground" else 0.0
+    return measurement_points(
+        observation.curve,
+        config.measurement_samples,
+        config.measurement_noise,
+        growth,
+        observation.residual_rms,
+    )
