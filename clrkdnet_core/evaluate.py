@@ -212,6 +212,7 @@ def _run_model(args: argparse.Namespace) -> int:
     detector = LaneDetector.from_preset(
         args.preset, args.weights, device=args.device, **detector_options(args)
     )
+    print(f"backend: {detector.choice.reason}")
     if args.out is not None:
         print(f"predictions: {args.out}")
     if args.dataset == "culane":

@@ -361,7 +361,7 @@ def test_eval_cli_with_a_model_writes_the_report(culane_root, tmp_path, capsys):
     save_checkpoint(weights, build_model("clrkdnet_resnet18_culane"), preset="clrkdnet_resnet18_culane")
 
     argv = ["eval", str(bag_path), "--preset", "clrkdnet_resnet18_culane", "--weights", str(weights)]
-    assert main([*argv, "--device", "cpu", "--out", str(tmp_path / "report")]) == 0
+    assert main([*argv, "--device", "cpu", "--backend", "torch", "--out", str(tmp_path / "report")]) == 0
     printed = capsys.readouterr().out
     assert "2 frames, CULane F1@50" in printed and "latency p50" in printed
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -370,6 +370,7 @@ def test_eval_cli_with_a_model_writes_the_report(culane_root, tmp_path, capsys):
         "weights": str(weights),
         "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "backend": "torch",
+        "precision": "fp32",
         "device": "cpu",
     }
     assert report["metric"] == "culane" and report["metrics"]["fn"] + report["metrics"]["tp"] == 6

@@ -28,7 +28,7 @@ def test_demo_model_is_a_small_half_precision_student_with_its_preset():
     }
     preset = load_preset(PRESET)
     assert preset.name == "clrkdnet_resnet18_synthetic" and preset.is_student
-    detector = LaneDetector.from_preset(preset, WEIGHTS, device="cpu")
+    detector = LaneDetector.from_preset(preset, WEIGHTS, device="cpu", backend="torch")
     assert next(detector.runner.model.parameters()).dtype == torch.float32  # cast back on loading
 
 

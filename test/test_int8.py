@@ -47,7 +47,7 @@ def int8_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def detectors(calibration_dir, int8_cache) -> dict[str, LaneDetector]:
-    built = {"fp32": LaneDetector.from_preset(PRESET, WEIGHTS, device="cpu")}
+    built = {"fp32": LaneDetector.from_preset(PRESET, WEIGHTS, "cpu", "torch", "fp32")}
     for runtime in RUNTIMES:
         built[runtime] = LaneDetector.from_preset(
             PRESET, WEIGHTS, "cpu", runtime, "int8", calibration_dir, cache_dir=int8_cache

@@ -2,7 +2,8 @@
 
 python -m clrkdnet_ros.bag make --from culane ROOT [--list L] --out BAG [--storage mcap|sqlite3]
                                 [--rate 30] [--compressed]
-python -m clrkdnet_ros.bag eval BAG --preset P --weights W [--device auto] [--topic T] [--out DIR]
+python -m clrkdnet_ros.bag eval BAG --preset P --weights W [--device auto] [--backend auto] [--precision auto]
+                                [--topic T] [--out DIR]
 """
 
 import argparse
@@ -10,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+from clrkdnet_core.backend_options import add_backend_arguments, detector_options
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.errors import ClrkdnetError
 from clrkdnet_core.hashing import file_sha256
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--preset", required=True)
     evaluate.add_argument("--weights", type=Path, required=True, help="checkpoint, or an official file name")
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    add_backend_arguments(evaluate)
     evaluate.add_argument("--topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
     evaluate.add_argument("--out", type=Path, help="report folder (default: <bag>_report next to the bag)")
     evaluate.add_argument("--no-video", action="store_true", help="skip the overlay video")
@@ -82,7 +85,9 @@ def _eval(args: argparse.Namespace) -> int:
         from clrkdnet_core.inference import LaneDetector
 
         args.weights = resolve_weights(args.weights)
-        detector = LaneDetector.from_preset(args.preset, args.weights, device=args.device)
+        detector = LaneDetector.from_preset(
+            args.preset, args.weights, device=args.device, **detector_options(args)
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4")
         try:
@@ -95,6 +100,7 @@ def _eval(args: argparse.Namespace) -> int:
         "weights": str(args.weights),
         "weights_sha256": file_sha256(args.weights),
         "backend": str(detector.backend),
+        "precision": str(detector.precision),
         "device": str(detector.device),
     }
     report = write_report(out_dir, summary, rows)
