@@ -11,13 +11,17 @@ import cv2
 import numpy as np
 import pytest
 
+from clrkdnet_core.camera_model import CameraIntrinsics, CameraPose, GroundProjector
 from clrkdnet_core.data.synthetic.__main__ import main
-from clrkdnet_core.data.synthetic.drive import Drive
+from clrkdnet_core.data.synthetic.drive import Curve, Drive, LaneChange
 from clrkdnet_core.data.synthetic.render import draw_scene, render_scene
 from clrkdnet_core.data.synthetic.sampler import sample_scene
 from clrkdnet_core.data.synthetic.scene import CATEGORIES
-from clrkdnet_core.data.synthetic.writer import CULANE_CATEGORY_FILES, generate_dataset
+from clrkdnet_core.data.synthetic.truth import FrameTruth, drive_truth
+from clrkdnet_core.data.synthetic.writer import CULANE_CATEGORY_FILES, TRUTH_FILE, generate_dataset
 from clrkdnet_core.errors import DatasetError
+from clrkdnet_core.lane_curve import GroundCurve
+from clrkdnet_core.tracking.motion import EgoMotion
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -207,7 +211,19 @@ def test_cli_writes_dataset(tmp_path, capsys):
     )
     assert "wrote 3 tusimple frames" in capsys.readouterr().out
     assert len((tmp_path / "label_data_synth.json").read_text().splitlines()) == 1
-    assert len((tmp_path / "test_label.json").read_text().splitlines()) == 2
+    labels = [json.loads(line) for line in (tmp_path / "test_label.json").read_text().splitlines()]
+    assert len(labels) == 2
+    # A drive keeps its truth: one line per frame, in frame order, naming the image and its labelled lanes.
+    truths = [FrameTruth.from_json(line) for line in (tmp_path / TRUTH_FILE).read_text().splitlines()]
+    assert [t.index for t in truths] == [0, 1, 2]
+    for truth, label in zip(truths[1:], labels, strict=True):
+        assert truth.image == label["raw_file"]
+        assert len(truth.gt_lane_ids) == len(label["lanes"])
+        assert list(truth.gt_lane_ids) == sorted(truth.gt_lane_ids)  # labels run left to right
+
+
+def test_independent_frames_have_no_truth_file(culane_root):
+    assert not (culane_root / TRUTH_FILE).exists()
 
 
 def test_bad_arguments_raise_dataset_error(tmp_path):
@@ -219,3 +235,109 @@ def test_bad_arguments_raise_dataset_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(DatasetError, match=r"cannot create output folder .*a_file"):
         generate_dataset(blocker / "out", "culane", 2, 0)
+
+
+def _projector(truth: FrameTruth) -> GroundProjector:
+    cam = truth.camera
+    intrinsics = CameraIntrinsics.pinhole(cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy)
+    return GroundProjector(intrinsics, CameraPose.from_xyz_rpy(*truth.pose))
+
+
+@pytest.mark.parametrize("seed", [7, 12])
+def test_truth_agrees_with_the_labels_through_the_camera_model(seed):
+    """The labelled pixels, projected to the road with the truth's camera and pose (roll included), give the
+    truth's lane cubics and ego lane: the truth describes the image that was drawn."""
+    drive = Drive(
+        seed, 410, 148, lane_change=LaneChange(at=0.5), curve=Curve(at=0.0, curvature=-1 / 200, duration=4.0)
+    )
+    for index in (0, 11, 30):
+        truth, scene = drive_truth(drive, index), drive.scene_at(index)
+        assert truth.camera.width == 410 and truth.pose[2] == pytest.approx(scene.camera.mount_height)
+        ys = np.arange(60.0, 148.0, 1.0)
+        projector = _projector(truth)
+        fitted = {}
+        for lane, xs in zip(truth.lanes, scene.sample_lanes(ys), strict=True):
+            ok = ~np.isnan(xs)
+            ground = projector.project(xs[ok], ys[ok])[:, :2]
+            if np.isfinite(ground).all(axis=1).sum() >= 20:
+                fitted[lane.id] = GroundCurve.fit(ground)
+                x = np.linspace(fitted[lane.id].x_min, min(fitted[lane.id].x_max, 40.0), 20)
+                np.testing.assert_allclose(fitted[lane.id].y_at(x), lane.curve.y_at(x), atol=0.02)
+        ego = truth.ego
+        left, right = fitted[ego.left_id], fitted[ego.right_id]
+        assert (left.y_at(0.0) + right.y_at(0.0)) / 2 == pytest.approx(ego.lateral_offset, abs=0.03)
+        assert left.y_at(0.0) - right.y_at(0.0) == pytest.approx(ego.width, abs=0.03)
+        slope = (left.slope_at(0.0) + right.slope_at(0.0)) / 2
+        assert np.arctan(slope) == pytest.approx(ego.heading, abs=0.002)
+        curvature = (left.curvature_at(0.0) + right.curvature_at(0.0)) / 2
+        assert curvature == pytest.approx(ego.curvature, abs=2e-4)
+        assert ego.left_distance > 0 and ego.right_distance > 0
+
+
+def test_lane_ids_are_stable_and_change_side_on_a_lane_change():
+    drive = Drive(7, 410, 148, lane_change=LaneChange(at=1.0, direction="left", duration=2.5))
+    truths = [drive_truth(drive, i) for i in range(0, 45)]
+    ids = {tuple(lane.id for lane in truth.lanes) for truth in truths}
+    assert ids == {tuple(range(1, len(drive.markings) + 1))}
+    changes = [(t.index, t.ego.lane_change) for t in truths if t.ego.lane_change]
+    assert len(changes) == 1 and changes[0][1] == 1  # LANE_CHANGE_LEFT, once
+    before, after = truths[changes[0][0] - 1].ego, truths[changes[0][0]].ego
+    assert after.right_id == before.left_id and after.left_id == before.left_id - 1
+    assert 10 <= changes[0][0] <= 35  # within the 2.5 s manoeuvre that starts at 1 s
+    # Widths stay the lane's; the ego crossed the marking, so its offset jumped by about one lane width.
+    assert after.width == pytest.approx(before.width)
+    assert after.lateral_offset - before.lateral_offset == pytest.approx(before.width, abs=0.5)
+    assert all(t.ego.lateral_velocity > 0 for t in truths[12:34])  # moving left throughout
+
+
+def test_a_lane_change_needs_a_lane_to_change_into():
+    checked = set()
+    for seed in range(50):
+        drive = Drive(seed, 64, 24)
+        lanes, lane = len(drive.centres), drive.centres.index(drive.ego)
+        if lanes == 1 and "one lane" not in checked:
+            with pytest.raises(DatasetError, match=rf"seed {seed} has no lane right .*\(1 lane\(s\)\)"):
+                Drive(seed, 64, 24, lane_change=LaneChange(at=1.0))
+            checked.add("one lane")
+        if lanes > 1 and lane == 0 and "leftmost" not in checked:
+            with pytest.raises(DatasetError, match=f"seed {seed} has no lane left"):
+                Drive(seed, 64, 24, lane_change=LaneChange(at=1.0, direction="left"))
+            # "auto" goes where there is a lane: right of the leftmost one (the road shifts left).
+            assert Drive(seed, 64, 24, lane_change=LaneChange(at=1.0)).lane_change_shift > 0.0
+            checked.add("leftmost")
+    assert checked == {"one lane", "leftmost"}
+
+
+def test_odometry_predicts_how_the_road_moves_between_frames():
+    """Moving the lanes of one frame by the truth's speed and yaw rate gives the next frame's lanes, through
+    a lane change and a curve's entry (the drive's clock is index / fps)."""
+    drive = Drive(7, 410, 148, lane_change=LaneChange(at=1.0), curve=Curve(at=2.0, curvature=1 / 250))
+    for index in range(5, 60, 4):
+        a, b = drive_truth(drive, index), drive_truth(drive, index + 1)
+        motion = EgoMotion((a.speed + b.speed) / 2, (a.yaw_rate + b.yaw_rate) / 2)
+        dx, dy, dyaw = motion.displacement(b.time - a.time)
+        c, s = np.cos(dyaw), np.sin(dyaw)
+        for lane_a, lane_b in zip(a.lanes, b.lanes, strict=True):
+            moved = lane_a.curve.sample(np.linspace(0.0, 60.0, 601)) - [dx, dy]
+            moved = moved @ np.array([[c, -s], [s, c]])  # into the new frame: rotate by -dyaw
+            for x in (10.0, 25.0):
+                assert np.interp(x, moved[:, 0], moved[:, 1]) == pytest.approx(lane_b.curve.y_at(x), abs=0.03)
+
+
+def test_drive_options_are_checked():
+    with pytest.raises(DatasetError, match="direction"):
+        LaneChange(at=1.0, direction="up")
+    with pytest.raises(DatasetError, match="duration"):
+        LaneChange(at=1.0, duration=0.0)
+    with pytest.raises(DatasetError, match="radius under 150 m"):
+        Curve(at=0.0, curvature=0.02)
+    with pytest.raises(DatasetError, match="needs --sequence"):
+        main(["--out", "unused", "--n", "2", "--curve", "1"])
+
+
+def test_options_leave_the_drive_as_it_was_before_they_act():
+    plain = Drive(7, 410, 148)
+    late = Drive(7, 410, 148, lane_change=LaneChange(at=5.0), curve=Curve(at=5.0))
+    for index in (0, 20, 49):
+        assert plain.scene_at(index).road == late.scene_at(index).road
+    assert plain.scene_at(51).road != late.scene_at(51).road

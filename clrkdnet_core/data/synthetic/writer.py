@@ -4,12 +4,18 @@ Writes the real datasets' file layouts (images, ``.lines.txt`` / label JSON line
 files and the nine CULane test-category lists), so every tool that reads CULane or TuSimple also runs on this
 data. The same seed always gives byte-identical files: every frame has its own random generator and OpenCV's
 encoders are deterministic.
+
+A ``--sequence`` drive also writes ``truth.jsonl`` at the root: one :class:`FrameTruth` JSON line per frame
+in the order of the frames (image path relative to the root, camera, pose, motion, every marking's id and
+ground cubic, the ids of the labelled lanes in the label file's order, the ego lane), so a dataset on disk
+keeps what :mod:`~clrkdnet_core.data.synthetic.truth` knows.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,10 +28,11 @@ from clrkdnet_core.data.formats import (
     TUSIMPLE_H_SAMPLES,
     TUSIMPLE_IMAGE_SIZE,
 )
-from clrkdnet_core.data.synthetic.drive import Drive
+from clrkdnet_core.data.synthetic.drive import Curve, Drive, LaneChange
 from clrkdnet_core.data.synthetic.render import draw_scene
 from clrkdnet_core.data.synthetic.sampler import sample_category, sample_scene
 from clrkdnet_core.data.synthetic.scene import CATEGORIES, Scene
+from clrkdnet_core.data.synthetic.truth import FrameTruth, drive_truth
 from clrkdnet_core.data.tusimple_seg import generate_seg_labels
 from clrkdnet_core.data.writers import culane_annotation_text
 from clrkdnet_core.errors import DatasetError
@@ -40,6 +47,7 @@ TUSIMPLE_LABEL_FILES = {
     "test": "test_label.json",
 }
 _FRAMES_PER_CLIP = 30
+TRUTH_FILE = "truth.jsonl"
 
 
 def split_sizes(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
@@ -52,25 +60,24 @@ def split_sizes(n: int, fractions: tuple[float, float, float]) -> dict[str, int]
     return {"train": train, "val": val, "test": n - train - val}
 
 
-def _scenes(
-    n: int, seed: int, fmt: str, sequence: bool, splits: dict[str, int]
-) -> Iterator[tuple[str, int, Scene]]:
-    """(split, index within the split, scene) for every frame, splits in order.
+_Frame = tuple[str, int, Scene, FrameTruth | None]
+
+
+def _scenes(n: int, seed: int, fmt: str, drive: Drive | None, splits: dict[str, int]) -> Iterator[_Frame]:
+    """(split, index within the split, scene, its truth for a drive) for every frame, splits in order.
 
     TuSimple images always show lanes (highway driving), so its frames never are crossing scenes.
     """
     size = IMAGE_SIZES[fmt]
     categories = CATEGORIES if fmt == "culane" else tuple(c for c in CATEGORIES if c != "cross")
-    drive = Drive(seed, *size) if sequence else None
     index = 0
     for split in SPLITS:
         for local in range(splits[split]):
             if drive is not None:
-                scene = drive.scene_at(index)
+                yield split, local, drive.scene_at(index), drive_truth(drive, index)
             else:
                 rng = np.random.default_rng([seed, index])
-                scene = sample_scene(rng, *size, sample_category(rng, categories))
-            yield split, local, scene
+                yield split, local, sample_scene(rng, *size, sample_category(rng, categories)), None
             index += 1
 
 
@@ -82,26 +89,35 @@ def generate_dataset(
     sequence: bool = False,
     split: tuple[float, float, float] = (0.8, 0.1, 0.1),
     progress: bool = True,
+    fps: float = 10.0,
+    lane_change: LaneChange | None = None,
+    curve: Curve | None = None,
 ) -> Path:
-    """Write ``n`` synthetic frames in the ``fmt`` layout ("culane" / "tusimple") under ``out``."""
+    """Write ``n`` synthetic frames in the ``fmt`` layout ("culane" / "tusimple") under ``out``.
+
+    With ``sequence`` the frames are one :class:`Drive` at ``fps`` frames per second, optionally with a
+    ``lane_change`` and a ``curve``, and ``truth.jsonl`` is written beside the lists.
+    """
     if fmt not in IMAGE_SIZES:
         raise DatasetError(f"unknown dataset format {fmt!r}; expected culane or tusimple")
+    if not sequence and (lane_change is not None or curve is not None):
+        raise DatasetError("a lane change or a curve needs --sequence (one continuous drive)")
     splits = split_sizes(n, split)
+    drive = Drive(seed, *IMAGE_SIZES[fmt], fps, lane_change, curve) if sequence else None
     root = Path(out)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"cannot create output folder {root}: {exc.strerror}") from exc
     frames = tqdm(
-        _scenes(n, seed, fmt, sequence, splits),
+        _scenes(n, seed, fmt, drive, splits),
         total=n,
         desc=f"synthetic {fmt}",
         disable=not progress,
     )
-    if fmt == "culane":
-        _write_culane(root, frames, seed)
-    else:
-        _write_tusimple(root, frames)
+    truths = _write_culane(root, frames, seed) if fmt == "culane" else _write_tusimple(root, frames)
+    if drive is not None:
+        (root / TRUTH_FILE).write_text("".join(f"{truth.to_json()}\n" for truth in truths))
     return root
 
 
@@ -111,10 +127,10 @@ def _write_image(path: Path, image: np.ndarray) -> None:
         raise DatasetError(f"cannot write {path}")
 
 
-def culane_lanes(scene: Scene) -> tuple[list[np.ndarray | None], list[np.ndarray]]:
+def culane_lanes(scene: Scene) -> tuple[list[np.ndarray | None], list[np.ndarray], list[int]]:
     """CULane ground truth of a scene: the 4 lane slots (left-left, left, right, right-right of the ego car,
-    ``None`` where absent) and the lanes to write, left to right, as (N, 2) (x, y) at y = H, H−10, …
-    (bottom up).
+    ``None`` where absent), the lanes to write, left to right, as (N, 2) (x, y) at y = H, H−10, …
+    (bottom up), and the index in ``scene.markings`` of each lane written.
 
     A lane needs at least 3 visible points (CULane readers drop shorter ones).
     """
@@ -124,29 +140,39 @@ def culane_lanes(scene: Scene) -> tuple[list[np.ndarray | None], list[np.ndarray
     positions = scene.lateral_positions()
     left = [i for i in np.argsort(-positions) if positions[i] < 0][:2][::-1]
     right = [i for i in np.argsort(positions) if positions[i] >= 0][:2]
-    slots: list[np.ndarray | None] = [None] * 4
-    for slot, i in zip(range(2 - len(left), 2), left, strict=True):
-        slots[slot] = xs[i]
-    for slot, i in zip(range(2, 2 + len(right)), right, strict=True):
-        slots[slot] = xs[i]
+    markings: list[int | None] = [None] * 4
+    markings[2 - len(left) : 2] = left
+    markings[2 : 2 + len(right)] = right
     out: list[np.ndarray | None] = []
-    for x in slots:
-        ok = ~np.isnan(x) if x is not None else None
-        out.append(np.stack([x[ok], ys[ok]], axis=1) if x is not None and ok.sum() >= 3 else None)
-    return out, [lane for lane in out if lane is not None]
+    for i in markings:
+        ok = ~np.isnan(xs[i]) if i is not None else None
+        out.append(np.stack([xs[i][ok], ys[ok]], axis=1) if i is not None and ok.sum() >= 3 else None)
+    written = [int(i) for i, lane in zip(markings, out, strict=True) if lane is not None]
+    return out, [lane for lane in out if lane is not None], written
 
 
-def _write_culane(root: Path, frames: Iterator[tuple[str, int, Scene]], seed: int) -> None:
+def _with_labels(truth: FrameTruth | None, image: str, markings: list[int]) -> FrameTruth | None:
+    """The frame's truth with its image path and the ids of the lanes its label file lists."""
+    if truth is None:
+        return None
+    ids = tuple(truth.lanes[i].id for i in markings)
+    return replace(truth, image=image, gt_lane_ids=ids)
+
+
+def _write_culane(root: Path, frames: Iterator[_Frame], seed: int) -> list[FrameTruth]:
     lists: dict[str, list[str]] = {name: [] for name in ("train", "train_gt", "val", "val_gt", "test")}
     categories: dict[str, list[str]] = {c: [] for c in CATEGORIES}
-    for split, local, scene in frames:
+    truths = []
+    for split, local, scene, truth in frames:
         driver = f"driver_{SPLITS.index(split) + 1:02d}_30frame"
         clip = f"{seed % 10**8:08d}_{local // _FRAMES_PER_CLIP:04d}.MP4"
         name = f"{driver}/{clip}/{(local % _FRAMES_PER_CLIP) * 30:05d}"
         image = draw_scene(scene)
         _write_image(root / f"{name}.jpg", image)
-        slots, lanes = culane_lanes(scene)
+        slots, lanes, markings = culane_lanes(scene)
         (root / f"{name}.lines.txt").write_text(culane_annotation_text(lanes))
+        if truth is not None:
+            truths.append(_with_labels(truth, f"{name}.jpg", markings))
         mask = np.zeros(image.shape[:2], np.uint8)
         for lane_id, lane in enumerate(slots, start=1):
             if lane is not None:
@@ -169,27 +195,35 @@ def _write_culane(root: Path, frames: Iterator[tuple[str, int, Scene]], seed: in
         (list_dir / "test_split" / CULANE_CATEGORY_FILES[category]).write_text(
             "".join(f"{x}\n" for x in lines)
         )
+    return truths
 
 
-def tusimple_lanes(scene: Scene) -> list[list[int]]:
-    """TuSimple lanes of a scene: up to 5 lanes nearest the ego car, left to right, x per h_sample or −2."""
+def tusimple_lanes(scene: Scene) -> tuple[list[list[int]], list[int]]:
+    """TuSimple lanes of a scene: up to 5 lanes nearest the ego car, left to right, x per h_sample or −2;
+    and the index in ``scene.markings`` of each lane."""
     xs = scene.sample_lanes(np.asarray(TUSIMPLE_H_SAMPLES, dtype=np.float64))
     positions = scene.lateral_positions()
     nearest = sorted(np.argsort(np.abs(positions))[:TUSIMPLE_MAX_LANES], key=lambda i: positions[i])
-    lanes = []
+    lanes, written = [], []
     for i in nearest:
         if np.count_nonzero(~np.isnan(xs[i])) >= 2:
             lanes.append([-2 if np.isnan(x) else round(x) for x in xs[i]])
-    return lanes
+            written.append(int(i))
+    return lanes, written
 
 
-def _write_tusimple(root: Path, frames: Iterator[tuple[str, int, Scene]]) -> None:
+def _write_tusimple(root: Path, frames: Iterator[_Frame]) -> list[FrameTruth]:
     labels: dict[str, list[str]] = {split: [] for split in SPLITS}
-    for split, local, scene in frames:
+    truths = []
+    for split, local, scene, truth in frames:
         raw_file = f"clips/synth_{split}/{local:05d}/20.jpg"
         _write_image(root / raw_file, draw_scene(scene))
-        record = {"lanes": tusimple_lanes(scene), "h_samples": TUSIMPLE_H_SAMPLES, "raw_file": raw_file}
+        lanes, markings = tusimple_lanes(scene)
+        record = {"lanes": lanes, "h_samples": TUSIMPLE_H_SAMPLES, "raw_file": raw_file}
         labels[split].append(json.dumps(record))
+        if truth is not None:
+            truths.append(_with_labels(truth, raw_file, markings))
     for split, lines in labels.items():
         (root / TUSIMPLE_LABEL_FILES[split]).write_text("".join(f"{line}\n" for line in lines))
     generate_seg_labels(root, progress=False)
+    return truths
