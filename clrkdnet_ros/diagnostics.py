@@ -75,10 +75,17 @@ class DetectorStats:
             self.errors += 1
 
     def status(
-        self, name: str, hardware_id: str, state: str, extra: dict[str, str], input_problem: str | None = None
+        self,
+        name: str,
+        hardware_id: str,
+        state: str,
+        extra: dict[str, str],
+        input_problem: str | None = None,
+        input_idle: str | None = None,
     ) -> DiagnosticStatus:
         """Summarise; WARN when frames failed since the previous call, with ``input_problem`` (frames of a
-        matched publisher missing), or when active without input."""
+        matched publisher missing), or when active without input; OK with ``input_idle`` (frames arrived and
+        stopped: the camera or bag is idle, nothing is broken)."""
         now = time.monotonic()
         with self._lock:
             received_hz = _rate(self._received, now)
@@ -108,6 +115,8 @@ class DetectorStats:
             level, message = DiagnosticStatus.WARN, f"{new_problems} frame(s) failed since the last report"
         elif state == "active" and input_problem:
             level, message = DiagnosticStatus.WARN, input_problem
+        elif state == "active" and input_idle:
+            level, message = DiagnosticStatus.OK, f"idle: {input_idle}"
         elif state == "active" and received_hz == 0.0:
             level, message = DiagnosticStatus.WARN, "active but no images received"
         elif state == "active":

@@ -58,7 +58,7 @@ from clrkdnet_ros.diagnostics import DetectorStats
 from clrkdnet_ros.ego_paths import ego_paths
 from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
 from clrkdnet_ros.ground_projection import CameraModelCache
-from clrkdnet_ros.image_codec import bgr_to_image, compressed_to_bgr, image_to_bgr
+from clrkdnet_ros.image_codec import bgr_to_image, decode_frame
 from clrkdnet_ros.image_subscription import (
     FIXED_RELIABILITY,
     QOS_OVERRIDES,
@@ -66,7 +66,7 @@ from clrkdnet_ros.image_subscription import (
     ImageSubscription,
     latest_only_qos,
 )
-from clrkdnet_ros.input_watch import starvation_reason
+from clrkdnet_ros.input_watch import IDLE, LOST, assess_input, wall_time_of
 from clrkdnet_ros.markers import lanes_to_markers
 from clrkdnet_ros.ros_logging import forward_core_logs
 
@@ -82,6 +82,8 @@ RCLError = rclpy_implementation.RCLError
 LOG_THROTTLE_S = 5.0
 # The no-frames warning repeats less often: it stays true for as long as the camera is misconfigured.
 _STARVATION_LOG_S = 10.0
+# Period of the diagnostics timer, which also runs the input watch.
+_WATCH_PERIOD_S = 1.0
 # Marker lifetime bounds (s): twice the frame period, clamped (see _marker_lifetime_s).
 MARKER_LIFETIME_RANGE_S = (0.2, 5.0)
 _OUTPUT_QOS = QoSProfile(
@@ -110,6 +112,7 @@ class LaneDetectorNode(LifecycleNode):
         self._worker: FrameWorker | None = None
         self._matched_since: float | None = None
         self._input_problem: str | None = None
+        self._input_idle: str | None = None  # frames arrived, then stopped: said once at INFO
         self._dds_reported = False
         self._camera_info_sub = None
         self._outputs: dict[str, Any] = {}
@@ -131,7 +134,7 @@ class LaneDetectorNode(LifecycleNode):
 
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(1.0, self._on_timer)
+        self._diagnostics_timer = self.create_timer(_WATCH_PERIOD_S, self._on_timer)
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
@@ -273,7 +276,7 @@ class LaneDetectorNode(LifecycleNode):
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
         self._camera_info_sub = None
-        self._input_problem = None
+        self._input_problem = self._input_idle = None
         if self._worker is not None:
             self._worker.stop()
         self._slot = self._worker = None
@@ -288,18 +291,25 @@ class LaneDetectorNode(LifecycleNode):
 
     def _process(self, msg: Image | CompressedImage) -> None:
         start = time.perf_counter()
+        detector = self._detector
+        if detector is None:
+            return
+        # A JPEG is decoded at the reduced scale the network needs (lanes stay in the camera's pixels), except
+        # for the debug image, which shows the full frame.
+        debug = self._outputs["debug_image"].get_subscription_count() > 0
         try:
-            image = compressed_to_bgr(msg) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
+            frame = decode_frame(msg, None if debug else detector.reduced_decode_scale)
         except InputError as exc:
             self._stats.bad_frame()
             self.get_logger().warning(f"skipping frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
             return
+        image = frame.image
         with self._detector_lock:
             detector = self._detector
             if detector is None:
                 return
-            lanes = detector.detect(image)
-        height, width = image.shape[:2]
+            lanes = detector.detect(image, frame.size)
+        width, height = frame.size
         camera = self._camera_models.get(
             self._camera_info,
             width,
@@ -320,7 +330,7 @@ class LaneDetectorNode(LifecycleNode):
         lifetime_s = self._marker_lifetime_s(start)  # every frame: the period is between frames, not markers
         if self._outputs["markers"].get_subscription_count() > 0:
             self._outputs["markers"].publish(lanes_to_markers(lane_array, camera.intrinsics, lifetime_s))
-        if self._outputs["debug_image"].get_subscription_count() > 0:
+        if debug:
             self._outputs["debug_image"].publish(bgr_to_image(draw_lanes(image, lanes), msg.header))
 
         processing_ms = (time.perf_counter() - start) * 1e3
@@ -409,7 +419,8 @@ class LaneDetectorNode(LifecycleNode):
         self._publish_diagnostics()
 
     def _watch_input(self) -> None:
-        """Warn (throttled) while a matched publisher's frames do not arrive; say so once they do."""
+        """Warn (throttled) while a matched publisher's frames are lost; one INFO line when frames stop after
+        arriving (idle, see :mod:`clrkdnet_ros.input_watch`); one when they flow again."""
         now = time.monotonic()
         publishers = self._image_sub.publisher_count()
         if publishers == 0:
@@ -417,19 +428,33 @@ class LaneDetectorNode(LifecycleNode):
         elif self._matched_since is None:
             self._matched_since = now
         received, lost = self._stats.recent_input()
-        last = max(t for t in (self._stats.last_frame, self._matched_since, 0.0) if t is not None)
+        last_frame = self._stats.last_frame
+        last = max(t for t in (last_frame, self._matched_since, 0.0) if t is not None)
+        # This runs once a second: a publisher may have matched (and sent) up to a period before it was seen.
+        arrived = (
+            last_frame is not None
+            and self._matched_since is not None
+            and last_frame >= self._matched_since - _WATCH_PERIOD_S
+        )
         context = (
             f"DDS profile {'applied' if self._dds.applied else 'not applied'}, "
             f"net.core.rmem_max {self._dds.rmem_max if self._dds.rmem_max is not None else 'unknown'}"
         )
-        reason = starvation_reason(publishers, now - last, received, lost, context)
-        if reason is not None:
-            self.get_logger().warning(
-                f"{self._image_sub.topic}: {reason}", throttle_duration_sec=_STARVATION_LOG_S
+        state = assess_input(publishers, now - last, arrived, received, lost, context)
+        topic = self._image_sub.topic
+        if state.kind == LOST:
+            self.get_logger().warning(f"{topic}: {state.message}", throttle_duration_sec=_STARVATION_LOG_S)
+        elif state.kind == IDLE and self._input_idle is None:
+            self.get_logger().info(
+                f"no frames from {topic} for {now - last:.0f} s; last one at {wall_time_of(last_frame)}"
             )
-        elif self._input_problem is not None and publishers > 0:
-            self.get_logger().info(f"frames arrive on {self._image_sub.topic} again")
-        self._input_problem = reason
+        elif state.kind not in (IDLE, LOST) and (self._input_problem or self._input_idle) and received > 0:
+            self.get_logger().info(f"frames arrive on {topic} again")
+        self._input_problem = state.message if state.kind == LOST else None
+        if state.kind == IDLE:
+            self._input_idle = self._input_idle or f"no frames since {wall_time_of(last_frame)}"
+        elif received > 0 or publishers == 0:
+            self._input_idle = None
 
     def _publish_diagnostics(self) -> None:
         detector = self._detector
@@ -440,7 +465,10 @@ class LaneDetectorNode(LifecycleNode):
         extra = {
             "preset": self.get_parameter("preset").value,
             "backend": detector.backend if detector is not None else self.get_parameter("backend").value,
-            "precision": self.get_parameter("precision").value,
+            "precision": (
+                detector.precision if detector is not None else self.get_parameter("precision").value
+            ),
+            "backend choice": detector.choice.reason if detector is not None else "not loaded",
             "device": str(detector.device) if detector is not None else self.get_parameter("device").value,
             "image reliability": RELIABILITY_NAMES.get(self._image_sub.reliability, "not subscribed"),
             "DDS profile": "applied" if self._dds.applied else "not applied",
@@ -454,6 +482,7 @@ class LaneDetectorNode(LifecycleNode):
             state,
             extra,
             self._input_problem,
+            self._input_idle,
         )
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()

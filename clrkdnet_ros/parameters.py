@@ -13,7 +13,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from clrkdnet_core.backend_options import BACKENDS, PRECISIONS
+from clrkdnet_core.backend_options import AUTO, BACKENDS, PRECISIONS
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.lane_format import NUM_PRIORS
 from clrkdnet_ros import dds_setup
@@ -56,19 +56,21 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         ),
     ),
     "backend": (
-        "torch",
+        AUTO,
         ParameterDescriptor(
-            description="Inference backend passed to LaneDetector",
-            additional_constraints="one of: " + ", ".join(BACKENDS),
+            description="Inference backend passed to LaneDetector; auto: the fastest installed one for the "
+            "device (exact fp32: backend torch, precision fp32)",
+            additional_constraints="one of: " + ", ".join((AUTO, *BACKENDS)),
             read_only=True,
         ),
     ),
     "precision": (
-        "fp32",
+        AUTO,
         ParameterDescriptor(
-            description="fp32; fp16 (CUDA); bf16 (openvino, CPUs that have it); int8 (onnxruntime, openvino; "
-            "needs calibration): int8 is used only when asked",
-            additional_constraints="one of: " + ", ".join(PRECISIONS),
+            description="auto (the backend's best for the device, never int8); fp32; fp16 (CUDA); bf16 "
+            "(openvino, CPUs that have it); int8 (onnxruntime, openvino; needs calibration): int8 is used "
+            "only when asked",
+            additional_constraints="one of: " + ", ".join((AUTO, *PRECISIONS)),
             read_only=True,
         ),
     ),
@@ -196,8 +198,8 @@ def check_choices(node: Node) -> None:
     for name, choices in (
         ("image_qos", IMAGE_QOS_CHOICES),
         ("image_transport", IMAGE_TRANSPORT_CHOICES),
-        ("backend", tuple(BACKENDS)),
-        ("precision", PRECISIONS),
+        ("backend", (AUTO, *BACKENDS)),
+        ("precision", (AUTO, *PRECISIONS)),
     ):
         value = node.get_parameter(name).value
         if value not in choices:

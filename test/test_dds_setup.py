@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from clrkdnet_ros import dds_setup
-from clrkdnet_ros.input_watch import QUIET_S, starvation_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 WANTED = 4 * 1024 * 1024
@@ -104,23 +103,6 @@ def test_the_launch_file_passes_the_argument_as_the_parameter():
 
 
 # ---- no silent nothing -------------------------------------------------------------------------------------
-
-
-def test_no_publisher_no_warning():
-    assert starvation_reason(0, 100.0, 0, 0) is None
-
-
-def test_a_quiet_matched_publisher_is_reported_with_the_fixes():
-    reason = starvation_reason(1, QUIET_S + 1, 0, 0, "DDS profile not applied")
-    assert reason.startswith("1 image publisher(s) matched but no frame arrived for 4 s")
-    for fix in ("dds_profile", "net.core.rmem_max", "image_qos", "image_transport:=compressed"):
-        assert fix in reason
-    assert reason.endswith("(DDS profile not applied)")
-
-
-def test_more_lost_than_received_is_reported_and_flowing_frames_clear_it():
-    assert starvation_reason(1, 0.1, received=2, lost=8).startswith("DDS lost 8 of the last 10 frames")
-    assert starvation_reason(1, 0.1, received=20, lost=1) is None
 
 
 def test_stats_count_lost_frames_and_put_the_problem_in_the_status():

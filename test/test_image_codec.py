@@ -9,7 +9,14 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from clrkdnet_core.errors import InputError
-from clrkdnet_ros.image_codec import SUPPORTED_ENCODINGS, bgr_to_image, compressed_to_bgr, image_to_bgr
+from clrkdnet_ros.image_codec import (
+    SUPPORTED_ENCODINGS,
+    bgr_to_image,
+    compressed_to_bgr,
+    decode_frame,
+    image_to_bgr,
+    jpeg_size,
+)
 
 HEIGHT, WIDTH = 7, 5
 
@@ -178,6 +185,45 @@ def test_garbage_compressed_data_is_rejected():
         compressed_to_bgr(msg)
     with pytest.raises(InputError, match="has no data"):
         compressed_to_bgr(CompressedImage(format="jpeg"))
+
+
+def _compressed(bgr: np.ndarray, extension: str, params: tuple[int, ...] = ()) -> CompressedImage:
+    msg = CompressedImage(format=extension[1:])
+    msg.data = array.array("B", cv2.imencode(extension, bgr, list(params))[1].tobytes())
+    return msg
+
+
+def test_jpeg_size_reads_the_frame_header():
+    bgr = np.zeros((59, 164, 3), np.uint8)
+    assert jpeg_size(_compressed(bgr, ".jpg").data) == (164, 59)
+    progressive = _compressed(bgr, ".jpg", (cv2.IMWRITE_JPEG_PROGRESSIVE, 1))
+    assert jpeg_size(progressive.data) == (164, 59)
+    assert jpeg_size(_compressed(bgr, ".png").data) is None
+    assert jpeg_size(b"\xff\xd8\xff\xda\x00\x02") is None and jpeg_size(b"") is None
+
+
+@pytest.mark.parametrize(
+    ("scale", "size"), [(1, (1640, 590)), (2, (820, 295)), (4, (410, 148)), (8, (205, 74))]
+)
+def test_a_jpeg_is_decoded_at_the_reduction_asked_for_with_the_camera_size(scale, size):
+    smooth = np.random.default_rng(1).integers(0, 256, (6, 16, 3), np.uint8)
+    bgr = cv2.resize(smooth, (1640, 590), interpolation=cv2.INTER_LINEAR)
+    asked = []
+    frame = decode_frame(
+        _compressed(bgr, ".jpg"), lambda width, height: asked.append((width, height)) or scale
+    )
+    assert asked == [(1640, 590)] and frame.size == (1640, 590)
+    assert frame.image.shape == (size[1], size[0], 3) and frame.reduced == (scale > 1)
+    full = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(frame.image.astype(int) - full).mean() < 4  # the same picture, averaged
+
+
+def test_raw_images_and_pngs_are_decoded_in_full():
+    bgr = np.full((40, 60, 3), 9, np.uint8)
+    for msg in (_raw(bgr, "bgr8"), _compressed(bgr, ".png")):
+        frame = decode_frame(msg, lambda width, height: 2)
+        assert frame.image.shape == (40, 60, 3) and frame.size == (60, 40) and not frame.reduced
+    assert decode_frame(_compressed(bgr, ".jpg")).image.shape == (40, 60, 3)  # no reduction given
 
 
 def test_bgr_to_image_round_trip(bgr):
