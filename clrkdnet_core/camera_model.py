@@ -102,22 +102,27 @@ class CameraIntrinsics:
 
     @property
     def fx(self) -> float:
+        """Focal length along x (pixels)."""
         return float(self.k[0, 0])
 
     @property
     def fy(self) -> float:
+        """Focal length along y (pixels)."""
         return float(self.k[1, 1])
 
     @property
     def cx(self) -> float:
+        """Principal point column (pixels)."""
         return float(self.k[0, 2])
 
     @property
     def cy(self) -> float:
+        """Principal point row (pixels)."""
         return float(self.k[1, 2])
 
     @property
     def has_distortion(self) -> bool:
+        """Whether ``d`` has a non-zero coefficient (else pixels map to rays by ``k`` alone)."""
         return self.d.size > 0
 
     @cached_property

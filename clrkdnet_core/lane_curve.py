@@ -34,15 +34,24 @@ class GroundCurve:
         object.__setattr__(self, "x_max", float(self.x_max))
 
     @classmethod
-    def fit(cls, points_xy: np.ndarray, max_degree: int = 3) -> GroundCurve | None:
+    def fit(
+        cls, points_xy: np.ndarray, max_degree: int = 3, weights: np.ndarray | None = None
+    ) -> GroundCurve | None:
         """Least-squares fit to ground points (N, 2) x, y; non-finite rows are skipped.
 
         Returns None for fewer than two points or no x extent. The degree is lowered for few points or a short
         x span (:data:`MIN_SPAN_FOR_DEGREE`, :data:`MIN_POINTS_FOR_DEGREE`) so a short stub gets a line, not
-        a wild cubic; the missing coefficients are 0.
+        a wild cubic; the missing coefficients are 0. ``weights`` (N,) are 1 / the standard deviation of each
+        point's y, as numpy's ``polyfit`` takes them: 1 / x suits points projected from a camera, whose
+        lateral error grows with the distance.
         """
         points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-        points = points[np.isfinite(points).all(axis=1)]
+        finite = np.isfinite(points).all(axis=1)
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64).ravel()
+            finite &= np.isfinite(weights)
+            weights = weights[finite]
+        points = points[finite]
         if len(points) < 2:
             return None
         x, y = points[:, 0], points[:, 1]
@@ -59,7 +68,7 @@ class GroundCurve:
             default=1,
         )
         # numpy's polyfit scales the Vandermonde columns, so x^3 ~ 1e6 next to 1 stays well conditioned.
-        coefficients = np.polynomial.polynomial.polyfit(x, y, degree)
+        coefficients = np.polynomial.polynomial.polyfit(x, y, degree, w=weights)
         return cls(coefficients, x_min, x_max)
 
     def y_at(self, x: np.ndarray | float) -> np.ndarray:

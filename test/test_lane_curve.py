@@ -59,3 +59,19 @@ def test_coefficients_are_frozen_and_padded():
     np.testing.assert_array_equal(curve.coefficients, [1.0, 2.0, 0.0, 0.0])
     with pytest.raises(ValueError):
         curve.coefficients[0] = 3.0
+
+
+def test_weights_let_near_points_count_more():
+    x = np.linspace(5.0, 80.0, 60)
+    errors = []
+    for seed in range(50):
+        # lateral noise growing with the distance, as for points projected from a camera
+        y = 1.7 + 0.01 * x + np.random.default_rng(seed).normal(0.0, 0.004, x.size) * x
+        plain = GroundCurve.fit(np.stack([x, y], axis=1))
+        weighted = GroundCurve.fit(np.stack([x, y], axis=1), weights=1.0 / x)
+        errors.append((plain.y_at(0.0) - 1.7, weighted.y_at(0.0) - 1.7))
+    rms_plain, rms_weighted = np.sqrt(np.mean(np.square(errors), axis=0))
+    assert rms_weighted < 0.6 * rms_plain
+    points = np.array([[5.0, 1.0], [10.0, 2.0], [np.nan, 0.0], [15.0, 100.0]])
+    only_two = GroundCurve.fit(points, weights=[1.0, 1.0, 1.0, np.nan])  # a NaN weight drops its point
+    np.testing.assert_allclose(only_two.coefficients, [0.0, 0.2, 0.0, 0.0], atol=1e-12)
