@@ -235,3 +235,23 @@ def test_rays_beyond_the_distortion_fold_are_nan():
     )  # the corner is unreachable
     assert np.isfinite(xn[0]) and np.isnan(xn[1]) and np.isnan(yn[1])
     assert CameraIntrinsics.pinhole(1280, 720, 800.0, 800.0, 640.0, 360.0).max_ray_radius == math.inf
+
+
+def test_synthetic_camera_roll_is_a_body_roll_about_the_rotated_principal_point():
+    # The renderer rolls the image about its centre: a camera rolled about its optical axis by the same angle
+    # (REP-103 sign), whose principal point is the renderer's (cx, cy) moved by that image rotation.
+    camera = Camera(
+        width=1280, height=720, focal=1000.0, cx=652.0, cy=340.0, mount_height=1.4, pitch=0.05, roll=0.03
+    )
+    lateral, distance = np.meshgrid(np.linspace(-6.0, 6.0, 7), np.linspace(5.0, 60.0, 12))
+    lateral, distance = lateral.ravel(), distance.ravel()
+    roll = camera.roll_matrix()
+    rendered = (roll[:, :2] @ np.stack(camera.project(lateral, distance)) + roll[:, 2:]).T
+    cx, cy = roll[:, :2] @ [camera.cx, camera.cy] + roll[:, 2]
+    projector = GroundProjector(
+        CameraIntrinsics.pinhole(camera.width, camera.height, camera.focal, camera.focal, cx, cy),
+        CameraPose.from_xyz_rpy(0.0, 0.0, camera.mount_height, camera.roll, camera.pitch, 0.0),
+    )
+    np.testing.assert_allclose(
+        projector.to_pixels(np.stack([distance, -lateral, 0 * distance], axis=1)), rendered
+    )
