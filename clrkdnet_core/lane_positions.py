@@ -34,15 +34,22 @@ def bottom_x(points: np.ndarray, image_height: int) -> float:
     return float(slope * (image_height - 1) + intercept)
 
 
-def assign_positions(bottom_xs: Sequence[float], center_x: float) -> list[int]:
+def assign_positions(
+    bottom_xs: Sequence[float], center_x: float, left: Sequence[bool] | None = None
+) -> list[int]:
     """Signed position of each lane from a coordinate growing to the right (an image column, or -y on the
-    ground) against the vehicle's ``center_x``; lanes farther out than the third on a side get 0."""
+    ground) against the vehicle's ``center_x``; lanes farther out than the third on a side get 0.
+
+    ``left`` overrides which side each lane is on (the tracker holds a lane's side for a moment after it
+    crossed, so that a lane ridden on does not flicker between EGO_LEFT and EGO_RIGHT).
+    """
     xs = np.asarray(bottom_xs, dtype=np.float64)
+    is_left = xs < center_x if left is None else np.asarray(left, dtype=bool)
     positions = [POSITION_UNKNOWN] * len(xs)
-    left = [i for i in np.argsort(-xs) if xs[i] < center_x]  # nearest to the centre first
-    right = [i for i in np.argsort(xs) if xs[i] >= center_x]
-    for rank, i in enumerate(left[:POSITIONS_PER_SIDE], start=1):
+    left_lanes = [i for i in np.argsort(-xs) if is_left[i]]  # nearest to the centre first
+    right_lanes = [i for i in np.argsort(xs) if not is_left[i]]
+    for rank, i in enumerate(left_lanes[:POSITIONS_PER_SIDE], start=1):
         positions[i] = -rank
-    for rank, i in enumerate(right[:POSITIONS_PER_SIDE], start=1):
+    for rank, i in enumerate(right_lanes[:POSITIONS_PER_SIDE], start=1):
         positions[i] = rank
     return positions

@@ -285,3 +285,17 @@ def test_image_mode_ignores_motion():
         assert lane.curve.y_at(8.0) == pytest.approx(np.sign(lane.curve.y_at(8.0)) * 2.0, abs=1e-6)
     with pytest.raises(ValueError, match="mode"):
         LaneTracker(mode="pixels")
+
+
+def test_a_lane_ridden_on_keeps_its_side_for_a_moment():
+    # Precise detections: the filter follows them, so the lane is where each frame puts it.
+    config = TrackerConfig(
+        side_hold_s=0.5, side_margin=0.2, measurement_noise=1e-3, measurement_noise_growth=0
+    )
+    tracker = LaneTracker(config)
+    _run(tracker, [[0.3]] * 5)
+    sides = [
+        tracker.update(_observations([y]), 0.5 + k * DT)[0].position for k, y in enumerate([-0.05, 0.05])
+    ]
+    assert sides == [1, 1]  # crossed at once, not back within 0.5 s ...
+    assert tracker.update(_observations([0.6]), 0.7)[0].position == -1  # ... unless clearly back

@@ -59,6 +59,9 @@ class TrackerConfig:
         initial_std: standard deviations of c0..c3 before a track's first detection.
         detection_probability, false_alarm_probability: the detector's hit rate on an existing lane and on a
             lane that is not there, for the existence probability's Bayesian update.
+        side_hold_s, side_margin: a lane's side (left or right of the vehicle, the sign of y at x = 0) changes
+            at once when it crosses, but not back within ``side_hold_s`` unless beyond ``side_margin`` (m):
+            a lane change is reported once, not three times while the vehicle is on the line.
     """
 
     confirm_hits: int = 3
@@ -69,13 +72,15 @@ class TrackerConfig:
     reference_x: float = 8.0
     min_separation: float = 1.0
     measurement_samples: int = 8
-    measurement_noise: float = 0.15
-    measurement_noise_growth: float = 0.01
+    measurement_noise: float = 0.1
+    measurement_noise_growth: float = 0.005
     process_noise: tuple[float, float, float, float] = (0.1, 0.02, 1e-3, 2e-5)
-    unknown_motion_noise_scale: float = 4.0
+    unknown_motion_noise_scale: float = 6.0
     initial_std: tuple[float, float, float, float] = (1.0, 0.1, 2e-3, 5e-5)
     detection_probability: float = 0.9
     false_alarm_probability: float = 0.1
+    side_hold_s: float = 0.5
+    side_margin: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,8 @@ class _Track:
         self.existence = 0.5
         self.score = observation.score
         self.index: int | None = None
+        self.left: bool | None = None  # its side of the vehicle, held (see TrackerConfig.side_hold_s)
+        self.side_changed_s = -math.inf  # when it last crossed
 
     def offset(self, x: float) -> float:
         c0, c1, c2, c3 = self.filter.coefficients
@@ -198,7 +205,7 @@ class LaneTracker:
                 self._tracks.append(track)
         self._tracks = [t for t in self._tracks if self._alive(t)]
         self._drop_duplicates()
-        return self._confirmed_lanes()
+        return self._confirmed_lanes(stamp_s)
 
     def _predict(self, dt: float, motion: EgoMotion | None) -> None:
         config = self.config
@@ -264,11 +271,23 @@ class LaneTracker:
         if dropped:
             self._tracks = [t for t in self._tracks if t.track_id not in dropped]
 
-    def _confirmed_lanes(self) -> list[TrackedLane]:
+    def _update_side(self, track: _Track, stamp_s: float) -> None:
+        offset = track.offset(0.0)
+        left = offset > 0.0  # y = 0 counts as right, as a column at the centre does in the image
+        if track.left is None:
+            track.left = left
+        elif left != track.left and (
+            abs(offset) > self.config.side_margin or stamp_s - track.side_changed_s >= self.config.side_hold_s
+        ):
+            track.left, track.side_changed_s = left, stamp_s
+
+    def _confirmed_lanes(self, stamp_s: float) -> list[TrackedLane]:
         confirmed = [t for t in self._tracks if t.confirmed]
+        for track in confirmed:
+            self._update_side(track, stamp_s)
         # Left to right: y is positive to the left, so descending y at x = 0.
         confirmed.sort(key=lambda t: -t.offset(0.0))
-        positions = assign_positions([-t.offset(0.0) for t in confirmed], 0.0)
+        positions = assign_positions([-t.offset(0.0) for t in confirmed], 0.0, [t.left for t in confirmed])
         return [
             TrackedLane(
                 track_id=t.track_id,
