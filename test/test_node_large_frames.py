@@ -108,6 +108,61 @@ def test_auto_qos_follows_publishers_as_they_come_and_go(default_node, tmp_path)
         assert reliable.frame()["answered"]
 
 
+def test_a_camera_that_stops_is_idle_not_lost(default_node, ros, tmp_path):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    namespace, node = default_node
+    mark = len(node.output())
+    with Camera(
+        f"{namespace}/image", f"{namespace}/lanes", (320, 120), "bgr8", False, tmp_path / "c.log"
+    ) as cam:
+        cam.wait_ready()
+        assert cam.frame()["answered"] and cam.frame()["answered"]
+        start = time.time()
+        # The camera stays matched and sends nothing (a paused bag, a stopped stream): INFO, no warning.
+        wait_for_line(
+            node, r"\[INFO\].*no frames from \S+ for \d+ s; last one at \d{4}-\d\d-\d\d ", after=mark
+        )
+        idle = diagnostics_status(
+            ros, f"{namespace}/lane_detector", start, lambda status: status.message.startswith("idle: ")
+        )
+        assert idle.level == DiagnosticStatus.OK and "no frames since" in idle.message
+        assert cam.frame()["answered"]
+        wait_for_line(node, "frames arrive on .* again", after=mark)
+    output = node.output()[mark:]
+    assert "WARN" not in output and "matched but no frame arrived" not in output, output
+    assert len(re.findall("no frames from", output)) == 1
+
+
+# A test-only Fast DDS profile that starves the node of full-size frames on purpose: UDPv4 alone (no shared
+# memory), and datagrams received into a 16 KiB buffer. A default camera sends a large frame in ~64 KB
+# fragments, each truncated on arrival, so none of its frames ever arrives; a frame under 16 KiB is one
+# datagram and arrives. Discovery messages are far smaller, so the publisher still matches.
+STARVING_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>starving_udpv4</transport_id>
+        <type>UDPv4</type>
+        <maxMessageSize>16384</maxMessageSize>
+        <receiveBufferSize>16384</receiveBufferSize>
+        <sendBufferSize>65536</sendBufferSize>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="starving" is_default_profile="true">
+      <rtps>
+        <useBuiltinTransports>false</useBuiltinTransports>
+        <userTransports>
+          <transport_id>starving_udpv4</transport_id>
+        </userTransports>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+"""
+
+
 def test_no_frames_are_reported_and_the_report_clears_when_frames_flow(ros, checkpoint, tmp_path):
     from diagnostic_msgs.msg import DiagnosticStatus
 
@@ -115,10 +170,13 @@ def test_no_frames_are_reported_and_the_report_clears_when_frames_flow(ros, chec
     namespace = f"/starved_{os.getpid()}"
     node_name = f"{namespace}/lane_detector"
     topics = (f"{namespace}/image", f"{namespace}/lanes")
-    # Profile off and a best-effort full-size camera: the frames cannot arrive.
-    with start_node(namespace, checkpoint, tmp_path / "node.log", "dds_profile:=false") as node:
+    profile = tmp_path / "starving.xml"
+    profile.write_text(STARVING_PROFILE)
+    env = {**without_variables(DDS_VARIABLES), "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}
+    # The starving profile and a best-effort full-size camera: the frames cannot arrive.
+    with start_node(namespace, checkpoint, tmp_path / "node.log", env=env) as node:
         wait_for_line(node, "waiting for images on", STARTUP_TIMEOUT_S)
-        assert "the large-frame profile is off (dds_profile:=false)" in node.output()
+        assert "the user's configuration is left alone" in node.output() and str(profile) in node.output()
         with Camera(*topics, (1640, 590), "bgr8", False, tmp_path / "big.log", answer_timeout_s=2.0) as big:
             big.wait_ready()
             start = time.time()
@@ -129,8 +187,8 @@ def test_no_frames_are_reported_and_the_report_clears_when_frames_flow(ros, chec
             )
             assert "matched but no frame arrived" in warned.message and "net.core.rmem_max" in warned.message
             assert status_values(warned)["DDS profile"] == "not applied"
-            # Small frames fit the default transports: they flow, and the report goes away.
-            with Camera(*topics, (320, 120), "bgr8", False, tmp_path / "small.log") as small:
+            # Small frames fit the receive buffer: they flow, and the report goes away.
+            with Camera(*topics, (80, 40), "bgr8", False, tmp_path / "small.log") as small:
                 small.wait_ready()
                 assert small.frame()["answered"]
                 start = time.time()
