@@ -345,6 +345,110 @@ def test_make_from_the_synthetic_generator(tmp_path):
             assert all(frame.category for frame in frames)
 
 
+@pytest.fixture(scope="module")
+def drive_root(tmp_path_factory):
+    """A 6-frame synthetic drive (TuSimple layout) with a quick lane change in its middle, and its truth."""
+    from clrkdnet_core.data.synthetic import generate_dataset
+    from clrkdnet_core.data.synthetic.drive import LaneChange
+
+    root = tmp_path_factory.mktemp("drive")
+    change = LaneChange(at=0.1, duration=0.35)
+    return generate_dataset(
+        root, "tusimple", 6, seed=7, sequence=True, split=(0, 0, 1), progress=False, lane_change=change
+    )
+
+
+@pytest.fixture(scope="module")
+def drive_bag(drive_root, tmp_path_factory):
+    bag = tmp_path_factory.mktemp("bags") / "drive"
+    write_bag(read_source("synthetic", drive_root), bag, storage="mcap", rate=20.0, compressed=True)
+    return bag
+
+
+def test_a_synthetic_drive_bag_carries_its_camera_pose_motion_and_truth(drive_root, drive_bag):
+    """The bag of a drive says what a robot's recording says (a calibrated camera_info, /tf_static, /odom)
+    and the truth (marking ids, the ego lane), and LaneBag reads all of it back."""
+    from clrkdnet_core.camera_model import CameraPose
+
+    truths = [frame.truth for frame in read_source("synthetic", drive_root).frames]
+    with LaneBag(drive_bag) as bag:
+        info = bag.camera_info()
+        transforms = bag.static_transforms()
+        static = bag.static_transforms_message()
+        frames = list(bag.frames())
+        played = {topic for topic, *_ in bag.playback()}
+    assert played == {"/camera/image_raw/compressed", "/camera/camera_info", "/odom"}
+    assert info.header.frame_id == "camera_optical_frame" and (info.width, info.height) == TUSIMPLE_SIZE
+    np.testing.assert_allclose(np.reshape(info.k, (3, 3)), truths[0].camera.k())
+    np.testing.assert_allclose(np.reshape(info.p, (3, 4))[:, :3], truths[0].camera.k())
+    np.testing.assert_allclose(np.reshape(info.r, (3, 3)), np.eye(3))
+    assert info.distortion_model == "plumb_bob" and not np.any(info.d)
+
+    (transform,) = transforms
+    assert (transform.header.frame_id, transform.child_frame_id) == ("base_link", "camera_optical_frame")
+    t, q = transform.transform.translation, transform.transform.rotation
+    pose = CameraPose.from_transform([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+    mount = CameraPose.from_xyz_rpy(*truths[0].mount)
+    np.testing.assert_allclose(pose.rotation, mount.rotation, atol=1e-9)
+    np.testing.assert_allclose(pose.translation, mount.translation)
+    assert isinstance(static, bytes) and static
+    import yaml
+
+    info_yaml = yaml.safe_load((drive_bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    qos = {
+        t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+        for t in info_yaml["topics_with_message_count"]
+    }
+    assert all(isinstance(profile, str) for profile in qos.values())  # metadata version 8, Humble-readable
+    assert "durability: 1" in qos["/tf_static"]  # transient local: a player latches it
+
+    scale = 20.0 / truths[0].fps  # the drive's 10 fps written at 20 Hz: velocities in the bag's clock
+    changes = 0
+    for frame, truth in zip(frames, truths, strict=True):
+        assert frame.camera_info.header.frame_id == "camera_optical_frame"
+        np.testing.assert_allclose(np.reshape(frame.camera_info.k, (3, 3)), truth.camera.k())
+        assert frame.motion.speed == pytest.approx(truth.speed * scale)
+        assert frame.motion.yaw_rate == pytest.approx(truth.yaw_rate * scale)
+        assert frame.odometry.header.frame_id == "odom" and frame.odometry.child_frame_id == "base_link"
+        assert frame.gt_ids == sorted(truth.gt_lane_ids)  # left to right
+        assert frame.gt_positions == [truth.lane(i).position for i in frame.gt_ids]
+        ego = frame.ego_truth
+        assert ego.valid and (ego.left_id, ego.right_id) == (truth.ego.left_id, truth.ego.right_id)
+        for name in ("lateral_offset", "heading", "curvature", "width", "left_distance", "right_distance"):
+            assert getattr(ego, name) == pytest.approx(getattr(truth.ego, name), rel=1e-6, abs=1e-7)
+        assert ego.lateral_velocity == pytest.approx(truth.ego.lateral_velocity * scale, rel=1e-6)
+        changes += ego.lane_change != 0
+    assert changes == 1
+    # The pose is integrated from the twist: frames 1/20 s apart at the bag's speed.
+    xs = [frame.odometry.pose.pose.position.x for frame in frames]
+    assert xs[0] == 0.0 and xs[1] == pytest.approx(frames[0].motion.speed / 20.0, rel=1e-3)
+
+
+def test_dataset_bags_have_no_truth(culane_bag):
+    with LaneBag(culane_bag) as bag:
+        assert bag.static_transforms() == [] and bag.static_transforms_message() is None
+        info = bag.camera_info()
+        frame = next(bag.frames())
+    assert info.header.frame_id == "camera" and not np.any(info.k)  # a dataset's camera is unknown
+    assert frame.camera_info is not None and frame.odometry is None and frame.motion is None
+    assert frame.gt_ids is None and frame.gt_positions is None and frame.ego_truth is None
+
+
+def test_a_truth_file_that_does_not_match_the_labels_is_refused(drive_root, tmp_path):
+    root = tmp_path / "drive"
+    shutil.copytree(drive_root, root)
+    lines = (root / "truth.jsonl").read_text().splitlines()
+    record = json.loads(lines[2])
+    record["gt_lane_ids"] = record["gt_lane_ids"][:-1]
+    lines[2] = json.dumps(record)
+    (root / "truth.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=r"does not match the labels of .*00002/20\.jpg"):
+        read_source("synthetic", root)
+    (root / "truth.jsonl").write_text("{}\n")
+    with pytest.raises(DatasetError, match=r"truth\.jsonl line 1: not a synthetic frame's truth"):
+        read_source("synthetic", root)
+
+
 def test_eval_cli_with_a_model_writes_the_report(culane_root, tmp_path, capsys):
     import hashlib
 

@@ -3,16 +3,19 @@
 CULane: a list file of image paths relative to the root (default ``list/test.txt``); the lanes of
 ``<root><entry>`` are in the ``.lines.txt`` file next to the image. TuSimple: label files of JSON lines
 (``raw_file``, ``h_samples``, ``lanes`` with -2 where a lane is absent). A synthetic set written by
-``python -m clrkdnet_core.data.synthetic`` is in one of these two layouts and is detected as such.
+``python -m clrkdnet_core.data.synthetic`` is in one of these two layouts and is detected as such; a
+synthetic drive's ``truth.jsonl`` (camera, pose, motion, lane ids, ego lane per image) goes with its frames.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from clrkdnet_core.data.formats import CULANE_CATEGORY_FILES
+from clrkdnet_core.data.synthetic.truth import FrameTruth
+from clrkdnet_core.data.synthetic.writer import TRUTH_FILE
 from clrkdnet_core.errors import DatasetError
 from clrkdnet_core.lane import Lane
 from clrkdnet_core.metrics.culane import lane_file_path, read_lane_file, read_list_file
@@ -24,11 +27,13 @@ _TUSIMPLE_DEFAULT_LABELS = ("test_label.json",)
 
 @dataclass(frozen=True)
 class SourceFrame:
-    """One dataset image: its file, its GT lanes (top to bottom) and its CULane category if known."""
+    """One dataset image: its file, its GT lanes (top to bottom), its CULane category if known and, for a
+    synthetic drive, its truth (``truth.gt_lane_ids`` names ``lanes`` in order)."""
 
     image_path: Path
     lanes: list[Lane]
     category: str | None = None
+    truth: FrameTruth | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,38 @@ def read_source(kind: str, root: Path, list_path: Path | None = None) -> Dataset
         raise DatasetError(f"unknown dataset format '{kind}' (expected one of {', '.join(FORMATS)})")
     if not frames:
         raise DatasetError(f"no images listed for {root} ({kind})")
+    truths = _truths(root)
+    if truths:
+        frames = [_with_truth(frame, root, truths) for frame in frames]
     return DatasetSource(kind, frames)
+
+
+def _truths(root: Path) -> dict[str, FrameTruth]:
+    """Image path relative to ``root`` -> its truth, from a synthetic drive's truth file ({} without one)."""
+    path = root / TRUTH_FILE
+    if not path.is_file():
+        return {}
+    truths = {}
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            truth = FrameTruth.from_json(line)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(
+                f"file {path} line {line_number}: not a synthetic frame's truth ({exc})"
+            ) from exc
+        truths[truth.image] = truth
+    return truths
+
+
+def _with_truth(frame: SourceFrame, root: Path, truths: dict[str, FrameTruth]) -> SourceFrame:
+    truth = truths.get(frame.image_path.relative_to(root).as_posix())
+    if truth is None or len(truth.gt_lane_ids) != len(frame.lanes):
+        raise DatasetError(
+            f"{root / TRUTH_FILE} does not match the labels of {frame.image_path} (edited, or another set's)"
+        )
+    return replace(frame, truth=truth)
 
 
 def _culane_frames(root: Path, list_path: Path) -> list[SourceFrame]:
