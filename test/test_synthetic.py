@@ -205,6 +205,10 @@ def test_cli_writes_dataset(tmp_path, capsys):
                 "1",
                 "0",
                 "1",
+                "--lane-change",
+                "0.05",
+                "--lane-change-duration",
+                "0.15",
             ]
         )
         == 0
@@ -220,6 +224,9 @@ def test_cli_writes_dataset(tmp_path, capsys):
         assert truth.image == label["raw_file"]
         assert len(truth.gt_lane_ids) == len(label["lanes"])
         assert list(truth.gt_lane_ids) == sorted(truth.gt_lane_ids)  # labels run left to right
+    # The lane change (0.05 to 0.2 s) crosses a marking between frame 0 (0 s) and frame 2 (0.2 s).
+    assert sum(truth.ego.lane_change != 0 for truth in truths) == 1
+    assert truths[0].ego.left_id != truths[2].ego.left_id
 
 
 def test_independent_frames_have_no_truth_file(culane_root):
