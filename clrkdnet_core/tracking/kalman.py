@@ -12,6 +12,8 @@ import numpy as np
 
 from clrkdnet_core.lane_curve import GroundCurve
 
+_POWERS = np.arange(4.0)  # of x in a cubic
+
 
 def measurement_points(
     curve: GroundCurve,
@@ -26,7 +28,7 @@ def measurement_points(
     detector's points along one lane share most of their error, so counting 70 of them as independent would
     make the filter trust a single frame far too much.
     """
-    xs = np.linspace(curve.x_min, curve.x_max, samples)
+    xs = curve.x_min + (curve.x_max - curve.x_min) * (np.arange(samples) / (samples - 1))
     sigma = near_sigma + sigma_growth * np.abs(xs)
     return xs, curve.y_at(xs), sigma**2 + residual_rms**2
 
@@ -54,7 +56,7 @@ class CurveKalmanFilter:
         Joseph form: the covariance stays symmetric positive definite even when a measurement is far more
         precise than the state (a fresh track's broad prior).
         """
-        h = np.vander(xs, 4, increasing=True)
+        h = xs[:, None] ** _POWERS
         innovation = ys - h @ self.coefficients
         ph = self.covariance @ h.T
         s = h @ ph + np.diag(variances)

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Points sampled along a curve for the refit: a cubic is determined by 4, more average the refit's error.
-_MOVE_SAMPLES = 12
+# Points sampled along a curve for the refit (a cubic is determined by 4, more average the refit's error), as
+# fractions of its range, and the powers of x of a cubic.
+_GRID = np.linspace(0.0, 1.0, 12)
+_POWERS = np.arange(4.0)
 
 
 @dataclass(frozen=True)
@@ -42,29 +44,32 @@ def move_curve(
     dx: float,
     dy: float,
     dyaw: float,
-    x_range: tuple[float, float] = (0.0, 50.0),
+    x_range: tuple[float, float] | tuple[np.ndarray, np.ndarray] = (0.0, 50.0),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Re-express a ground cubic in the frame moved by (dx, dy) and rotated by dyaw.
+    """Re-express ground cubics in the frame moved by (dx, dy) and rotated by dyaw.
 
-    The curve is sampled over ``x_range`` (extended to x = 0, where controllers read it), moved and refitted.
-    Returns the new coefficients (4,) and the Jacobian (4, 4) d(new)/d(old) for the covariance: a sample at x
-    moves to x' = cos(dyaw)(x - dx) + sin(dyaw)(y - dy), y' = -sin(dyaw)(x - dx) + cos(dyaw)(y - dy); a
-    change of the old curve's y by dy shifts the new point along the new curve, so the refit sees
-    (cos - sin * slope'(x')) dy.
+    ``coefficients`` is one cubic (4,) or a stack (T, 4) with ranges (x_min, x_max) as arrays (T,): a tracker
+    moves all its lanes in one call. Each curve is sampled over its range (extended to x = 0, where
+    controllers read it), moved and refitted. Returns the new coefficients (..., 4) and the Jacobians
+    (..., 4, 4) d(new)/d(old) for the covariance: a sample at x moves to x' = cos(dyaw)(x - dx) +
+    sin(dyaw)(y - dy), y' = -sin(dyaw)(x - dx) + cos(dyaw)(y - dy); a change of the old curve's y shifts the
+    new point along the new curve, so the refit sees (cos - sin * slope'(x')) times that change.
     """
     c = np.asarray(coefficients, dtype=np.float64)
-    xs = np.linspace(min(x_range[0], 0.0), max(x_range[1], 1.0), _MOVE_SAMPLES)
-    old_basis = np.vander(xs, 4, increasing=True)
-    ys = old_basis @ c
+    low = np.minimum(np.asarray(x_range[0], dtype=np.float64), 0.0)[..., None]
+    high = np.maximum(np.asarray(x_range[1], dtype=np.float64), 1.0)[..., None]
+    xs = low + (high - low) * _GRID  # (..., S)
+    old_basis = xs[..., None] ** _POWERS  # (..., S, 4)
+    ys = (old_basis @ c[..., None])[..., 0]
     cos, sin = math.cos(dyaw), math.sin(dyaw)
     x_new = cos * (xs - dx) + sin * (ys - dy)
     y_new = -sin * (xs - dx) + cos * (ys - dy)
-    new_basis = np.vander(x_new, 4, increasing=True)
-    # Solved in x / scale: x^3 of a 50 m curve next to 1 would make the basis badly conditioned.
-    scale = max(abs(x_new[0]), abs(x_new[-1]), 1.0)
-    powers = scale ** np.arange(4.0)
-    pseudo_inverse = np.linalg.pinv(new_basis / powers) / powers[:, None]
-    moved = pseudo_inverse @ y_new
-    slope = new_basis[:, :3] @ (moved[1:] * (1.0, 2.0, 3.0))
-    jacobian = pseudo_inverse @ ((cos - sin * slope)[:, None] * old_basis)
+    # Solved in x / scale: x^3 of a 50 m curve next to 1 would make the normal equations badly conditioned.
+    scale = np.abs(x_new).max(axis=-1, keepdims=True)[..., None]  # (..., 1, 1)
+    scaled = (x_new[..., None] / scale) ** _POWERS
+    transposed = np.swapaxes(scaled, -1, -2)
+    pseudo_inverse = np.linalg.solve(transposed @ scaled, transposed) / np.swapaxes(scale**_POWERS, -1, -2)
+    moved = (pseudo_inverse @ y_new[..., None])[..., 0]
+    slope = (x_new[..., None] ** _POWERS[:3] @ (moved[..., 1:] * _POWERS[1:])[..., None])[..., 0]
+    jacobian = pseudo_inverse @ ((cos - sin * slope)[..., None] * old_basis)
     return moved, jacobian

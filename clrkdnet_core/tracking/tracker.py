@@ -208,19 +208,29 @@ class LaneTracker:
         return self._confirmed_lanes(stamp_s)
 
     def _predict(self, dt: float, motion: EgoMotion | None) -> None:
+        if not self._tracks:
+            return
         config = self.config
         moving = self.mode == "ground" and motion is not None and motion.valid()
         noise_scale = 1.0 if moving else config.unknown_motion_noise_scale
         process = np.diag(np.square(np.asarray(config.process_noise) * noise_scale)) * dt
-        displacement = motion.displacement(dt) if moving else None
         for track in self._tracks:
             track.age += 1
-            if displacement is None:
+        if not moving:
+            for track in self._tracks:
                 track.filter.predict(track.filter.coefficients, None, process)
-                continue
-            dx, dy, dyaw = displacement
-            moved, jacobian = move_curve(track.filter.coefficients, dx, dy, dyaw, (track.x_min, track.x_max))
-            track.filter.predict(moved, jacobian, process)
+            return
+        dx, dy, dyaw = motion.displacement(dt)
+        # All lanes in one vectorised refit: the per-call overhead, not the arithmetic, is the cost here.
+        moved, jacobians = move_curve(
+            np.array([t.filter.coefficients for t in self._tracks]),
+            dx,
+            dy,
+            dyaw,
+            (np.array([t.x_min for t in self._tracks]), np.array([t.x_max for t in self._tracks])),
+        )
+        for track, coefficients, jacobian in zip(self._tracks, moved, jacobians, strict=True):
+            track.filter.predict(coefficients, jacobian, process)
             # The range travels with the road: what was 20 m ahead is 20 - dx m ahead now.
             track.x_min -= dx
             track.x_max -= dx
