@@ -63,7 +63,7 @@ class Curve:
     the first and last third of the stretch, so its rate (the cubic term the renderer draws) is exact. The
     renderer draws the road ahead as its cubic expansion at the vehicle, so where the curvature changes the
     far road is not quite rigid between frames: for the defaults at 10 fps, under 3 cm at 30 m and 10 cm at
-    50 m per frame. The stretch adds to the drive's own gentle curvature wave.
+    50 m per frame. The stretch blends the drive's own gentle curvature wave into its curvature and back.
     """
 
     at: float
@@ -216,9 +216,11 @@ class Drive:
             * np.cos(2 * np.pi * s / lengths[1] + phases[1])
         )
         if self.curve is not None:
+            # The stretch replaces the wave where it is on: its plateau has exactly the curvature asked for.
             window, slope = _tukey(s - self.curve.at * self.speed, self.curve.duration * self.speed)
-            curvature -= self.curve.curvature * window  # the option is left positive, the road frame right
-            rate -= self.curve.curvature * slope
+            target = -self.curve.curvature  # the option is left positive, the road frame right positive
+            rate = rate * (1.0 - window) + (target - curvature) * slope
+            curvature = curvature * (1.0 - window) + target * window
         return float(curvature), float(rate)
 
     def _lateral(self, t: float) -> _Lateral:
