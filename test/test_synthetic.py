@@ -348,3 +348,10 @@ def test_options_leave_the_drive_as_it_was_before_they_act():
     for index in (0, 20, 49):
         assert plain.scene_at(index).road == late.scene_at(index).road
     assert plain.scene_at(51).road != late.scene_at(51).road
+
+
+def test_a_curve_has_the_asked_curvature_on_its_plateau():
+    drive = Drive(7, 410, 148, curve=Curve(at=1.0, curvature=-1 / 250, duration=6.0))  # bending right
+    middle = drive_truth(drive, 40)  # 4 s: in the plateau between 3 and 5 s
+    assert middle.ego.curvature == pytest.approx(-1 / 250, rel=1e-3)
+    assert middle.yaw_rate == pytest.approx(-drive.speed / 250, rel=0.05)  # following the bend
