@@ -6,7 +6,9 @@
 Per image: ``<out>/<name>`` (overlay) and ``<out>/<stem>.json`` (``{"image", "width", "height", "lanes":
 [{"score", "points": [[x, y], ...]}]}``, points in the image's pixels, top to bottom). Images found in a
 folder keep their path below ``<out>/<folder name>/``. Per video: ``<out>/<stem>_lanes.mp4`` (overlay) and
-``<out>/<stem>.json`` with the lanes of every frame.
+``<out>/<stem>.json`` with the lanes of every frame. With ``--track`` a video's lanes are tracked over its
+frames: each lane in the JSON also has its track ``id``, ``age``, ``measured``, ``existence`` and
+``position``, and the overlay colours each lane by its track and writes the id at its base.
 """
 
 import argparse
@@ -27,7 +29,8 @@ from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import InputError
 from clrkdnet_core.image import read_image
 from clrkdnet_core.lane import Lane
-from clrkdnet_core.visualization import draw_lanes
+from clrkdnet_core.perception import LanePerception, PerceivedLane
+from clrkdnet_core.visualization import PALETTE, draw_lanes
 
 if TYPE_CHECKING:
     from clrkdnet_core.inference import LaneDetector
@@ -58,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--conf-threshold", type=float, help="minimum lane score (default: the preset's)")
     parser.add_argument("--nms-thres", type=float, help="lane NMS threshold in px (default: the preset's)")
     parser.add_argument("--max-lanes", type=int, help="lanes per image (default: the preset's)")
+    parser.add_argument(
+        "--track",
+        action="store_true",
+        help="videos: track the lanes over the frames (stable ids on the overlay and in the JSON)",
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -118,7 +126,41 @@ def predict_images(detector: "LaneDetector", images: list[tuple[Path, Path]], ba
             progress.update(len(batch))
 
 
-def predict_video(detector: "LaneDetector", video: Path, out: Path, batch_size: int) -> None:
+def tracked_lanes_json(lanes: list[PerceivedLane]) -> list[dict]:
+    return [
+        {
+            **lane.lane.to_dict(DECIMALS),
+            "id": lane.track_id,
+            "age": lane.age,
+            "measured": lane.measured,
+            "existence": round(lane.existence, DECIMALS + 2),
+            "position": lane.position,
+        }
+        for lane in lanes
+    ]
+
+
+def draw_tracks(image: np.ndarray, lanes: list[PerceivedLane]) -> np.ndarray:
+    """Tracked lanes, each in its track's colour (so it keeps it from frame to frame), the id at its base;
+    lanes predicted through a frame the detector missed are drawn thinner."""
+    canvas = image
+    font_scale = max(0.5, image.shape[1] / 1400)
+    thickness = max(2, round(4 * image.shape[1] / 1640))
+    for lane in lanes:
+        colour = PALETTE[lane.track_id % len(PALETTE)]
+        width = thickness if lane.measured else thickness // 2
+        canvas = draw_lanes(canvas, [lane.lane], thickness=width, show_scores=False, color=colour)
+        if len(lane.lane) > 0:
+            x, y = lane.lane.points[-1]
+            x = int(np.clip(x, 0, image.shape[1] - 1))
+            y = int(np.clip(y - 8, 12, image.shape[0] - 1))
+            cv2.putText(canvas, str(lane.track_id), (x, y), cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, 2)
+    return canvas
+
+
+def predict_video(
+    detector: "LaneDetector", video: Path, out: Path, batch_size: int, track: bool = False
+) -> None:
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise InputError(f"cannot open video {video} (unsupported or corrupt file)")
@@ -129,6 +171,7 @@ def predict_video(detector: "LaneDetector", video: Path, out: Path, batch_size: 
     writer = None
     frames: list[dict] = []
     size = {}
+    perception = LanePerception() if track else None
     try:
         with tqdm(total=total if total > 0 else None, desc=video.name, unit="frame") as progress:
             for batch in batches(_frames(capture), batch_size):
@@ -136,8 +179,14 @@ def predict_video(detector: "LaneDetector", video: Path, out: Path, batch_size: 
                     if writer is None:
                         size = {"width": image.shape[1], "height": image.shape[0]}
                         writer = _open_writer(overlay_path, fps, size["width"], size["height"])
-                    writer.write(draw_lanes(image, lanes))
-                    frames.append({"frame": len(frames), "lanes": lanes_json(lanes)})
+                    if perception is None:
+                        overlay, record = draw_lanes(image, lanes), lanes_json(lanes)
+                    else:
+                        stamp_s = len(frames) / fps
+                        tracked = perception.update(lanes, (size["width"], size["height"]), stamp_s).lanes
+                        overlay, record = draw_tracks(image, tracked), tracked_lanes_json(tracked)
+                    writer.write(overlay)
+                    frames.append({"frame": len(frames), "lanes": record})
                 progress.update(len(batch))
     finally:
         capture.release()
@@ -174,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     detector.set_thresholds(args.conf_threshold, args.nms_thres, args.max_lanes)
     predict_images(detector, images, args.batch_size)
     for video in videos:
-        predict_video(detector, video, args.out, args.batch_size)
+        predict_video(detector, video, args.out, args.batch_size, track=args.track)
     print(f"wrote lanes of {len(images)} image(s) and {len(videos)} video(s) to {args.out}")
     return 0
 

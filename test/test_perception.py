@@ -1,11 +1,15 @@
 """LanePerception: tracking off is the node's historical output; tracking on publishes stable tracks."""
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 
 from clrkdnet_core.camera_model import CameraIntrinsics, CameraPose, GroundProjector
 from clrkdnet_core.lane import Lane
 from clrkdnet_core.perception import ImageFrame, LanePerception
+from clrkdnet_core.predict import predict_video
 from clrkdnet_core.tracking.ego_lane import SOURCE_MEASURED, SOURCE_PREDICTED
 
 WIDTH, HEIGHT = 1640, 590
@@ -177,3 +181,41 @@ def test_tracking_halves_the_offset_jitter_of_noisy_detections():
             )
     jitter = {key: np.std(np.diff(values[5:])) for key, values in offsets.items()}
     assert jitter[True] <= 0.5 * jitter[False]
+
+
+class _ScriptedDetector:
+    """A detector that returns prepared lanes for successive frames (predict only calls detect_batch)."""
+
+    def __init__(self, frames: list[list[Lane]]) -> None:
+        self.frames = iter(frames)
+
+    def detect_batch(self, images):
+        return [next(self.frames) for _ in images]
+
+
+def test_predict_track_writes_track_ids_for_a_video(tmp_path):
+    width, height = 320, 180
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (width, height))
+    for _ in range(8):
+        writer.write(np.zeros((height, width, 3), np.uint8))
+    writer.release()
+
+    def lanes(bottoms):
+        return [_straight(x * width / WIDTH, 150, y_top=90, y_bottom=179) for x in bottoms]
+
+    all_three, missing_middle = (200, 900, 1440), (200, 1440)
+    frames = [lanes(all_three)] * 5 + [lanes(missing_middle)] + [lanes(all_three)] * 2
+    predict_video(_ScriptedDetector(frames), video, tmp_path / "out", batch_size=3, track=True)
+    record = json.loads((tmp_path / "out" / "clip.json").read_text())
+    assert [len(frame["lanes"]) for frame in record["frames"]] == [0, 0, 3, 3, 3, 3, 3, 3]
+    missed = record["frames"][5]["lanes"]
+    assert [lane["id"] for lane in missed] == [1, 2, 3]
+    assert [lane["measured"] for lane in missed] == [True, False, True]
+    assert [lane["position"] for lane in missed] == [
+        -1,
+        1,
+        2,
+    ]  # the middle one meets the bottom right of centre
+    assert missed[1]["age"] == 5 and len(missed[1]["points"]) >= 2
+    assert (tmp_path / "out" / "clip_lanes.mp4").stat().st_size > 0
