@@ -498,7 +498,8 @@ def test_replay_reports_a_node_that_dies_or_never_comes(culane_bag, tmp_path):
 @pytest.mark.slow
 @pytest.mark.ros
 def test_live_replay_agrees_with_offline_eval_on_processed_frames(culane_root, tmp_path, capsys):
-    """The node, started by `bag replay`, gets the bag over DDS; its lanes score as offline detection does."""
+    """The node, started by `bag replay` with tracking off, gets the bag over DDS; its lanes score as offline
+    detection does (with tracking on it publishes its tracks, which the first frames have not confirmed)."""
     import torch
 
     from clrkdnet_core import build_model
@@ -512,7 +513,7 @@ def test_live_replay_agrees_with_offline_eval_on_processed_frames(culane_root, t
     save_checkpoint(weights, build_model("clrkdnet_resnet18_culane"), preset="clrkdnet_resnet18_culane")
 
     argv = ["replay", str(bag_path), "--preset", "clrkdnet_resnet18_culane", "--weights", str(weights)]
-    assert main([*argv, "--device", "cpu", "--out", str(tmp_path / "live")]) == 0
+    assert main([*argv, "--device", "cpu", "--no-tracking", "--out", str(tmp_path / "live")]) == 0
     assert "4 frames played" in capsys.readouterr().out
     live = json.loads((tmp_path / "live" / "report.json").read_text())
     assert live["mode"] == "live" and live["frames_played"] == 4
@@ -650,3 +651,160 @@ def test_bag_eval_and_evaluate_model_give_one_tusimple_score(tmp_path, capsys):
     assert evaluate_main([*argv, "--json"]) == 0
     in_memory = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 < bag["accuracy"] < 1 and in_memory == bag
+
+
+# --- Tracking in bag eval and replay: track ids, the ego lane against the truth, the bag's camera pose ----
+
+
+def test_eval_of_a_drive_reports_tracking_against_the_truth(drive_bag, tmp_path):
+    """A perfect detector on a synthetic drive: projected with the bag's camera_info and /tf_static, tracked;
+    the report's tracking block, its summary line, the ego plot and the overlay video say so."""
+    from clrkdnet_ros.bag.evaluate import bag_camera
+
+    with LaneBag(drive_bag) as bag:
+        camera = bag_camera(bag)
+        video = OverlayVideo(tmp_path / "overlay.mp4", camera.projector)
+        summary, rows = evaluate_bag(bag, OracleDetector(drive_bag), on_frame=video)
+        video.close()
+    assert camera.description == "camera_info and /tf_static (base_link <- camera_optical_frame)"
+    summary["model"] = {"preset": "oracle"}
+    report = write_report(tmp_path, summary, rows)
+    tracking = report["tracking"]
+    assert tracking["enabled"] is True and tracking["ground_projection"] == camera.description
+    assert tracking["ego_truth"] is True and tracking["tracking_ms"]["p50"] > 0
+    identity = tracking["identity"]
+    assert identity["frames"] == 6 and identity["gt_lanes"] == sum(row.num_gt for row in rows)
+    # The fixture's lane change takes 0.35 s (a jump, not a drive): switches may happen, counted per row.
+    assert identity["gt_matches"] > 0 and identity["id_switches"] == sum(row.id_switches for row in rows)
+    ego = tracking["ego"]
+    assert ego["truth_frames"] == 6 and ego["lane_change"]["true"] == 1
+    # Untracked, the exact GT lanes give the true ego lane in every frame (to the pixel rounding).
+    untracked = ego["untracked"]
+    assert untracked["coverage"] == 1.0 and untracked["lateral_offset_rmse_m"] < 0.05
+    assert untracked["width_rmse_m"] < 0.05 and untracked["heading_rmse_deg"] < 0.5
+    assert ego["tracked"]["frames_valid"] >= 1
+    tracked_rows = [row for row in rows if row.lateral_offset is not None]
+    assert tracked_rows and all(row.track_ids for row in tracked_rows)
+    assert all(row.lateral_offset_truth is not None for row in rows)
+
+    assert set(report["files"]) >= {"ego_plot", "overlay_video"}
+    assert (tmp_path / "ego_offset.png").stat().st_size > 0
+    header = (tmp_path / "frames.csv").read_text().splitlines()[0]
+    tracking_columns = "track_ids,id_switches,lateral_offset,lateral_offset_untracked,lateral_offset_truth"
+    assert header.endswith(f"{tracking_columns},heading,width,lane_change")
+    line = format_summary(report)
+    assert f"tracking on: ID switches {identity['id_switches']} (" in line and "ego offset RMSE" in line
+
+
+def test_eval_without_tracking_or_truth_says_why(culane_bag, drive_bag):
+    """A dataset bag (uncalibrated camera_info, no /tf_static, GT ids that are indices): no ego lane and no
+    identity metrics, each with the reason; --no-tracking perceives every frame alone."""
+    with LaneBag(culane_bag) as bag:
+        summary, rows = evaluate_bag(bag, OracleDetector(culane_bag), tracking=False)
+    tracking = summary["tracking"]
+    assert tracking["enabled"] is False and tracking["ground_projection"].startswith("none: camera_info")
+    assert tracking["identity"] is None and "no true lane ids" in tracking["identity_skipped"]
+    assert tracking["ego"] is None and "no ego lane in any frame" in tracking["ego_skipped"]
+    assert [row.track_ids for row in rows] == ["0 1 2"] * 4  # untracked ids: left to right
+    assert summary["metrics"]["f1"] == 1.0  # F1 is the detector's own, tracking or not
+
+    with LaneBag(drive_bag) as bag:
+        summary, _ = evaluate_bag(bag, OracleDetector(drive_bag), tracking=False)
+    ego = summary["tracking"]["ego"]
+    assert "tracked" not in ego and ego["jitter_ratio"] is None  # one estimate: the untracked one
+    assert ego["untracked"]["coverage"] == 1.0
+
+
+def test_static_chain_composes_the_bag_transforms_to_their_root():
+    """base_link <- camera_link <- camera_optical_frame, as a URDF's tree gives them, is one camera pose."""
+    from types import SimpleNamespace as Msg
+
+    from scipy.spatial.transform import Rotation
+
+    from clrkdnet_core.camera_model import BODY_FROM_OPTICAL, CameraPose
+    from clrkdnet_ros.bag.evaluate import static_chain
+
+    def transform(parent, child, xyz, rotation):
+        qx, qy, qz, qw = Rotation.from_matrix(rotation).as_quat()
+        return Msg(
+            header=Msg(frame_id=parent),
+            child_frame_id=child,
+            transform=Msg(
+                translation=Msg(x=xyz[0], y=xyz[1], z=xyz[2]), rotation=Msg(x=qx, y=qy, z=qz, w=qw)
+            ),
+        )
+
+    body = Rotation.from_euler("xyz", [0.01, 0.05, -0.02]).as_matrix()
+    transforms = [
+        transform("camera_link", "camera_optical_frame", (0.0, 0.0, 0.0), BODY_FROM_OPTICAL),
+        transform("base_link", "camera_link", (1.2, -0.1, 1.4), body),
+        transform("map", "unrelated", (5.0, 5.0, 0.0), np.eye(3)),
+    ]
+    root, rotation, translation = static_chain(transforms, "camera_optical_frame")
+    expected = CameraPose.from_xyz_rpy(1.2, -0.1, 1.4, 0.01, 0.05, -0.02)
+    assert root == "base_link"
+    np.testing.assert_allclose(rotation, expected.rotation, atol=1e-12)
+    np.testing.assert_allclose(translation, expected.translation)
+    assert static_chain(transforms, "lidar") is None
+
+
+@pytest.mark.ros
+def test_replay_gives_the_node_the_bag_pose_as_a_parameter_without_tf2(drive_bag, monkeypatch, capsys):
+    """tf2_ros importable: the node finds the pose on the latched /tf_static, only ground_frame_id is set;
+    not importable: the bag's static transform becomes camera_pose (one INFO line says so)."""
+    import importlib.util
+
+    from clrkdnet_core.camera_model import CameraPose
+    from clrkdnet_ros.bag import replay
+    from clrkdnet_ros.bag.evaluate import bag_camera
+
+    with LaneBag(drive_bag) as bag:
+        camera = bag_camera(bag)
+    topics = ("/camera/image_raw/compressed", "/camera/camera_info")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tf2_ros" else None)
+    with_tf2 = replay.node_command("p", Path("w.pth"), "cpu", *topics, camera=camera)
+    assert "ground_frame_id:=base_link" in with_tf2 and not any("camera_pose" in a for a in with_tf2)
+    assert capsys.readouterr().out == ""
+
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tf2_ros" else find_spec(name, *a)
+    )
+    without = replay.node_command("p", Path("w.pth"), "cpu", *topics, camera=camera)
+    (pose_arg,) = [a for a in without if a.startswith("camera_pose:=")]
+    values = json.loads(pose_arg.removeprefix("camera_pose:="))
+    pose = CameraPose.from_xyz_rpy(*values)
+    np.testing.assert_allclose(pose.rotation, camera.pose.rotation, atol=1e-8)
+    np.testing.assert_allclose(pose.translation, camera.pose.translation, atol=1e-8)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 1 and printed[0].startswith("INFO: tf2_ros is not importable here")
+    assert replay.node_command("p", Path("w.pth"), "cpu", *topics) == replay.node_command(
+        "p", Path("w.pth"), "cpu", *topics, camera=bag_camera_without_pose()
+    )
+
+
+def bag_camera_without_pose():
+    from clrkdnet_ros.bag.evaluate import BagCamera
+
+    return BagCamera(None, reason="the bag has no camera_info")
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_live_replay_of_a_drive_scores_the_nodes_tracks_and_ego_lane(drive_bag, tmp_path, capsys):
+    """The shipped model in the node, the bag's camera_info, /tf_static and /odom played to it: the node
+    publishes tracked lanes and its ego lane, which the report scores against the truth; its log is clean."""
+    out = tmp_path / "live"
+    argv = ["replay", str(drive_bag), "--preset", str(REPO / "models" / "clrkdnet_resnet18_synthetic.yaml")]
+    argv += ["--weights", str(REPO / "models" / "clrkdnet_resnet18_synthetic.pth"), "--rate", "0.5"]
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    tracking = report["tracking"]
+    assert tracking["enabled"] is True and tracking["ego_truth"] is True
+    assert tracking["ground_projection"] == "camera_info and /tf_static (base_link <- camera_optical_frame)"
+    assert tracking["identity"]["frames"] == report["frames"] >= 4
+    assert tracking["ego"]["tracked"]["frames_valid"] >= 1  # the node's ego_lane arrived
+    assert "tracking on: ID switches" in line
+    log = (out / "node.log").read_text()
+    assert not [row for row in log.splitlines() if "WARN" in row or "ERROR" in row], log

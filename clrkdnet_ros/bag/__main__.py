@@ -1,9 +1,14 @@
-"""``python -m clrkdnet_ros.bag make|eval``: lane datasets as rosbag2 bags, and offline evaluation on bags.
+"""``python -m clrkdnet_ros.bag make|eval|replay``: datasets as bags, offline and live evaluation.
 
 python -m clrkdnet_ros.bag make --from culane ROOT [--list L] --out BAG [--storage mcap|sqlite3]
                                 [--rate 30] [--compressed]
 python -m clrkdnet_ros.bag eval BAG --preset P --weights W [--device auto] [--backend auto] [--precision auto]
-                                [--topic T] [--out DIR]
+                                [--topic T] [--out DIR] [--no-tracking]
+python -m clrkdnet_ros.bag replay BAG --preset P --weights W [--rate 1] [--node-args "..."] [--no-tracking]
+                                  [--external] [--out DIR]
+
+Both report the tracking (track ids against the GT's true lane ids, the ego lane against the truth) when the
+bag has the truth, as a synthetic drive's bag does.
 """
 
 import argparse
@@ -42,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
     evaluate.add_argument("--out", type=Path, help="report folder (default: <bag>_report next to the bag)")
     evaluate.add_argument("--no-video", action="store_true", help="skip the overlay video")
+    evaluate.add_argument(
+        "--no-tracking", action="store_true", help="perceive each frame alone (the node's tracking:=false)"
+    )
 
     replay = commands.add_parser(
         "replay", help="play a bag live into the lane_detector node and score its lanes"
@@ -58,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--rate", type=float, default=1.0, help="playback speed factor (1: as recorded)")
     replay.add_argument("--lanes-topic", default="/lanes", help="where the node publishes its LaneArray")
+    replay.add_argument("--ego-topic", default="/ego_lane", help="where the node publishes its EgoLane")
+    replay.add_argument(
+        "--no-tracking", action="store_true", help="start the node with tracking:=false (not with --external)"
+    )
     replay.add_argument("--topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
     replay.add_argument("--out", type=Path, help="report folder (default: <bag>_replay next to the bag)")
     replay.add_argument("--no-video", action="store_true", help="skip the overlay video")
@@ -76,7 +88,7 @@ def _make(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from clrkdnet_ros.bag.bagfile import LaneBag
-    from clrkdnet_ros.bag.evaluate import evaluate_bag
+    from clrkdnet_ros.bag.evaluate import bag_camera, evaluate_bag
     from clrkdnet_ros.bag.report import OverlayVideo, write_report
 
     out_dir = args.out or args.bag.parent / f"{args.bag.name}_report"
@@ -89,9 +101,9 @@ def _eval(args: argparse.Namespace) -> int:
             args.preset, args.weights, device=args.device, **detector_options(args)
         )
         out_dir.mkdir(parents=True, exist_ok=True)
-        video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4")
+        video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4", bag_camera(bag).projector)
         try:
-            summary, rows = evaluate_bag(bag, detector, on_frame=video)
+            summary, rows = evaluate_bag(bag, detector, on_frame=video, tracking=not args.no_tracking)
         finally:
             if video is not None:
                 video.close()
@@ -111,24 +123,46 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from clrkdnet_ros.bag.bagfile import LaneBag
+    from clrkdnet_ros.bag.evaluate import bag_camera
     from clrkdnet_ros.bag.replay import node_command, replay_bag
     from clrkdnet_ros.bag.report import OverlayVideo, write_report
 
     if not args.external and (args.preset is None or args.weights is None):
         raise ClrkdnetError("replay starts the node with --preset and --weights (or use --external)")
+    if args.external and args.no_tracking:
+        raise ClrkdnetError("--no-tracking sets a parameter of the node replay starts; not with --external")
     if not args.external:
         args.weights = resolve_weights(args.weights)
     out_dir = args.out or args.bag.parent / f"{args.bag.name}_replay"
     with LaneBag(args.bag, args.topic) as bag:
-        command = None
+        camera = bag_camera(bag)
+        command = tracking = None
         if not args.external:
+            node_args = args.node_args + (" -p tracking:=false" if args.no_tracking else "")
             command = node_command(
-                args.preset, args.weights, args.device, bag.image_topic, bag.camera_info_topic, args.node_args
+                args.preset,
+                args.weights,
+                args.device,
+                bag.image_topic,
+                bag.camera_info_topic,
+                node_args,
+                camera,
             )
+            tracking = not args.no_tracking
         out_dir.mkdir(parents=True, exist_ok=True)
-        video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4")
+        video = None if args.no_video else OverlayVideo(out_dir / "overlay.mp4", camera.projector)
         try:
-            summary, rows = replay_bag(bag, out_dir, command, args.lanes_topic, args.rate, on_frame=video)
+            summary, rows = replay_bag(
+                bag,
+                out_dir,
+                command,
+                args.lanes_topic,
+                args.rate,
+                on_frame=video,
+                ego_topic=args.ego_topic,
+                camera=camera,
+                tracking=tracking,
+            )
         finally:
             if video is not None:
                 video.close()
@@ -165,11 +199,45 @@ def format_summary(report: dict) -> str:
         parts.append(
             f"latency p50 {latency['p50']:.1f} ms p95 {latency['p95']:.1f} ms ({report['fps']:.1f} FPS)"
         )
+    tracking = _tracking_summary(report.get("tracking"))
+    if tracking:
+        parts.append(tracking)
     return ", ".join(parts)
 
 
-def _number(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+def _tracking_summary(block: dict | None) -> str:
+    """The tracking block in a few words: ID switches per 1000 GT matches, ego offset RMSE and jitter."""
+    if not block:
+        return ""
+    parts = []
+    identity = block["identity"]
+    if identity is not None:
+        parts.append(
+            f"ID switches {identity['id_switches']} "
+            f"({_number(identity['id_switches_per_1000_matches'], 2)}/1000 GT matches)"
+        )
+    ego = block["ego"]
+    if ego is not None:
+        # With tracking off the one estimate is under "untracked".
+        estimate, untracked = ego.get("tracked"), ego["untracked"]
+        if estimate is None:
+            estimate, untracked = untracked, None
+        if block["ego_truth"]:
+            text = (
+                f"ego offset RMSE {_number(estimate['lateral_offset_rmse_m'], 3)} m, "
+                f"jitter {_number(estimate['lateral_offset_jitter_m'], 3)} m"
+            )
+            if untracked is not None:
+                text += f" (untracked {_number(untracked['lateral_offset_jitter_m'], 3)} m)"
+        else:
+            text = f"ego lane in {estimate['frames_valid']} frames"
+        parts.append(text)
+    state = {True: "on", False: "off", None: "unknown"}[block["enabled"]]
+    return f"tracking {state}: " + ", ".join(parts) if parts else f"tracking {state}"
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _run(argv: list[str] | None) -> int:

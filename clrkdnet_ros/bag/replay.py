@@ -1,12 +1,16 @@
 """``bag replay``: play a bag into the lane_detector node over DDS at the recorded rate and score its output.
 
-The bag's images (and camera infos) are published as recorded, serialized bytes and all, paced by the bag's
-timestamps (``rate`` scales the speed). The node's ``lanes`` are matched to the images by header stamp: the
-node copies the image header to its output. A frame without output was dropped by the node (it processes only
-the newest frame); the metrics cover the processed frames, so they agree with an offline evaluation of those
-frames. Latency here is end to end: publishing the image to receiving its lanes.
+The bag's images (and camera infos, odometry) are published as recorded, serialized bytes and all, paced by
+the bag's timestamps (``rate`` scales the speed). Its static transforms are published first, once, on
+``/tf_static`` with transient-local durability, as a static transform broadcaster latches them: a node that
+starts listening later still gets them. The node's ``lanes`` and ``ego_lane`` are matched to the images by
+header stamp: the node copies the image stamp to its output. A frame without output was dropped by the node
+(it processes only the newest frame); the metrics cover the processed frames. With the node's tracking off
+they agree with an offline evaluation of those frames; with tracking on (its default) the node publishes its
+tracks, and F1 scores those. Latency here is end to end: publishing the image to receiving its lanes.
 """
 
+import importlib.util
 import shlex
 import threading
 import time
@@ -14,21 +18,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import rclpy
-from clrkdnet_msgs.msg import LaneArray
+from clrkdnet_msgs.msg import EgoLane, LaneArray
+from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from tf2_msgs.msg import TFMessage
 from tqdm import tqdm
 
 from clrkdnet_core.errors import ClrkdnetError
-from clrkdnet_core.lane import Lane
 from clrkdnet_ros.bag.bagfile import BagFrame, LaneBag, lane_array_to_lanes
-from clrkdnet_ros.bag.evaluate import Scorer
-from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
+from clrkdnet_ros.bag.evaluate import BagCamera, FrameOutput, Scorer
+from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, ODOMETRY
 from clrkdnet_ros.node_process import NodeProcess, NodeProcessError, lane_detector_command, wait_until
 
-_MSG_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage, CAMERA_INFO: CameraInfo}
+_MSG_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage, CAMERA_INFO: CameraInfo, ODOMETRY: Odometry}
+# Static transforms are latched: a late subscriber (the node's tf2 listener) still receives them.
+_LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 _POLL_S = 0.05  # while draining the last answers
 # After the last image: stop waiting once no lanes arrived for this long.
 _QUIET_S = 3.0
@@ -40,9 +49,20 @@ class ReplayError(ClrkdnetError):
 
 
 def node_command(
-    preset: str, weights: Path, device: str, image_topic: str, camera_info_topic: str | None, extra: str = ""
+    preset: str,
+    weights: Path,
+    device: str,
+    image_topic: str,
+    camera_info_topic: str | None,
+    extra: str = "",
+    camera: BagCamera | None = None,
 ) -> list[str]:
-    """The lane_detector command for ``image_topic`` (raw, or ``.../compressed``: compressed transport)."""
+    """The lane_detector command for ``image_topic`` (raw, or ``.../compressed``: compressed transport).
+
+    With the bag's ``camera`` pose, ``ground_frame_id`` is the root of its static transforms; where the node
+    cannot use tf2 (``tf2_ros`` is not importable), the pose goes to it as its ``camera_pose`` parameter, so
+    that the ground projection works everywhere.
+    """
     compressed = image_topic.endswith("/compressed")
     raw_topic = image_topic.removesuffix("/compressed") if compressed else image_topic
     args = ["-p", f"preset:={preset}", "-p", f"weights:={weights}", "-p", f"device:={device}"]
@@ -54,6 +74,16 @@ def node_command(
     ]
     if camera_info_topic:
         args += ["-r", f"camera_info:={camera_info_topic}"]
+    if camera is not None and camera.pose is not None:
+        args += ["-p", f"ground_frame_id:={camera.ground_frame}"]
+        if importlib.util.find_spec("tf2_ros") is None:
+            values = [*camera.pose.translation, *camera.pose.body_rpy()]
+            pose = "[" + ",".join(f"{value:.9f}" for value in values) + "]"  # always a YAML float
+            print(
+                f"INFO: tf2_ros is not importable here: the node gets the bag's static transform "
+                f"{camera.ground_frame} <- {camera.camera_frame} as camera_pose:={pose}"
+            )
+            args += ["-p", f"camera_pose:={pose}"]
     return lane_detector_command(args + shlex.split(extra))
 
 
@@ -64,12 +94,18 @@ def replay_bag(
     lanes_topic: str = "/lanes",
     rate: float = 1.0,
     startup_timeout_s: float = 180.0,
-    on_frame: Callable[[BagFrame, list[Lane]], None] | None = None,
+    on_frame: Callable[[BagFrame, FrameOutput], None] | None = None,
+    ego_topic: str = "/ego_lane",
+    camera: BagCamera | None = None,
+    tracking: bool | None = None,
 ) -> tuple[dict, list]:
-    """Play ``bag`` to the node started with ``command`` (None: one already runs) and score its lanes.
+    """Play ``bag`` to the node started with ``command`` (None: one already runs) and score its lanes and
+    ego lane.
 
     The node's output goes to ``out_dir/node.log``. Returns the summary and the per-frame rows of the
     processed frames, as :func:`~clrkdnet_ros.bag.evaluate.evaluate_bag` does, plus the drop statistics.
+    ``camera`` (the bag's, for the report) and ``tracking`` (whether the node tracks; None: unknown) are
+    reported as given.
     """
     if rate <= 0:
         raise ReplayError(f"--rate must be positive, got {rate}")
@@ -86,6 +122,8 @@ def replay_bag(
         lambda msg: received.setdefault(_stamp(msg), (time.monotonic(), msg)),
         reliable,
     )
+    egos: dict[int, EgoLane] = {}
+    node.create_subscription(EgoLane, ego_topic, lambda msg: egos.setdefault(_stamp(msg), msg), reliable)
     publishers = {}
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
@@ -106,14 +144,15 @@ def replay_bag(
         node.destroy_node()
         rclpy.try_shutdown(context=context)
 
-    scorer = Scorer(bag)
+    projection = None if camera is None else camera.description or f"none: {camera.reason}"
+    scorer = Scorer(bag, tracking, projection)
     for frame in bag.frames():
         if frame.stamp_ns in received and frame.stamp_ns in published:
             arrival, msg = received[frame.stamp_ns]
-            lanes = lane_array_to_lanes(msg)
-            scorer.add(frame, lanes, (arrival - published[frame.stamp_ns]) * 1000.0)
+            output = _node_output(msg, egos.get(frame.stamp_ns))
+            scorer.add(frame, output, (arrival - published[frame.stamp_ns]) * 1000.0)
             if on_frame is not None:
-                on_frame(frame, lanes)
+                on_frame(frame, output)
     summary = scorer.summary()
     played = len(published)
     if scorer.rows:
@@ -131,8 +170,26 @@ def replay_bag(
     return summary, scorer.rows
 
 
+def _node_output(msg: LaneArray, ego: EgoLane | None) -> FrameOutput:
+    """The node's answer to one image: its lanes with their ids and its ego lane (None: none published)."""
+    lanes = lane_array_to_lanes(msg)
+    return FrameOutput(
+        detections=lanes,
+        lanes=lanes,
+        ids=[int(lane.id) for lane in msg.lanes],
+        measured=[bool(lane.measured) for lane in msg.lanes],
+        ego=ego,
+    )
+
+
 def _play(bag, node: Node, publishers, process: NodeProcess | None, lanes_topic, rate, startup_timeout_s):
-    """Wait for the node, then publish every image and camera info on time; returns {stamp: publish time}."""
+    """Latch the static transforms, wait for the node, then publish every image, camera info and odometry on
+    time; returns {stamp: publish time}."""
+    static = bag.static_transforms_message()
+    if static is not None:
+        # Kept in ``publishers`` so that it lives (and stays latched) until the replay ends.
+        publishers["/tf_static"] = node.create_publisher(TFMessage, "/tf_static", _LATCHED)
+        publishers["/tf_static"].publish(static)
     image_publisher = node.create_publisher(
         _MSG_CLASSES[bag.image_connection.msgtype], bag.image_topic, QoSProfile(depth=1)
     )

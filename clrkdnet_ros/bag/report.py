@@ -1,6 +1,7 @@
-"""The report folder of ``bag eval``: report.json, frames.csv, plots and an overlay video."""
+"""The report folder of ``bag eval`` and ``replay``: report.json, frames.csv, plots and an overlay video."""
 
 import csv
+import math
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -8,33 +9,44 @@ import cv2
 import matplotlib
 import numpy as np
 
-from clrkdnet_core.lane import Lane
+from clrkdnet_core.camera_model import GroundProjector
 from clrkdnet_core.metrics.results import dumps
-from clrkdnet_core.visualization import draw_lanes
+from clrkdnet_core.visualization import PALETTE, draw_lanes
 from clrkdnet_ros.bag.bagfile import BagFrame
-from clrkdnet_ros.bag.evaluate import FrameResult
+from clrkdnet_ros.bag.evaluate import FrameOutput, FrameResult
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 GT_COLOR = (0, 200, 0)
 PRED_COLOR = (0, 0, 255)
+CENTRE_COLOR = (255, 255, 0)
+TEXT_COLOR = (255, 255, 255)
 _VIDEO_WIDTH = 820
 _VIDEO_FPS = 10.0
 _ROLLING = 30
+# The ego centre line is drawn from the vehicle to this distance ahead (m), where the road is still large.
+_CENTRE_RANGE_M = (2.0, 40.0)
+_LANE_CHANGE = {1: "LANE CHANGE LEFT", -1: "LANE CHANGE RIGHT"}
+_TEXT_SCALE = 0.45
 
 
 class OverlayVideo:
-    """Writes each frame with its GT (green) and predicted (red) lanes to an mp4 file."""
+    """Writes each frame to an mp4 file: GT lanes (green), published lanes in a colour per track with their
+    ids (thin when predicted through a missed frame), the ego lane's centre line (cyan, with a projector) and
+    its state as text (drawn after the frame is scaled to the video's size, so that it stays legible)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, projector: GroundProjector | None = None) -> None:
         self.path = Path(path)
+        self.projector = projector
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
 
-    def __call__(self, frame: BagFrame, lanes: list[Lane]) -> None:
+    def __call__(self, frame: BagFrame, output: FrameOutput) -> None:
         image = draw_lanes(frame.image, frame.gt_lanes or [], thickness=3, show_scores=False, color=GT_COLOR)
-        image = draw_lanes(image, lanes, thickness=2, show_scores=False, color=PRED_COLOR)
+        labels = _draw_tracks(image, output)
+        if output.ego is not None and output.ego.valid and self.projector is not None:
+            _draw_centre_line(image, output.ego, self.projector)
         if self._writer is None:
             height, width = image.shape[:2]
             scale = min(1.0, _VIDEO_WIDTH / width)
@@ -42,11 +54,81 @@ class OverlayVideo:
             self._writer = cv2.VideoWriter(
                 str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), _VIDEO_FPS, self._size
             )
-        self._writer.write(cv2.resize(image, self._size, interpolation=cv2.INTER_AREA))
+        scale = self._size[0] / image.shape[1]
+        image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        for text, (x, y), colour in labels:
+            origin = (
+                int(np.clip(x * scale - 8, 0, self._size[0] - 30)),
+                int(np.clip(y * scale - 6, 14, None)),
+            )
+            _put_text(image, text, origin, colour)
+        if output.ego is not None:
+            lines = [_ego_text("ego", output.ego)]
+            if frame.ego_truth is not None:
+                lines.append(_ego_text("truth", frame.ego_truth))
+            change = _LANE_CHANGE.get(int(output.ego.lane_change))
+            if change:
+                lines.append(change)
+            _text_box(image, lines)
+        self._writer.write(image)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.release()
+
+
+def _draw_tracks(image: np.ndarray, output: FrameOutput) -> list[tuple[str, tuple[int, int], tuple]]:
+    """Draw each published lane in its track's colour, in place; returns its "#id" label, where (its bottom
+    end) and in which colour."""
+    labels = []
+    for lane, track_id, measured in zip(output.lanes, output.ids, output.measured, strict=True):
+        if len(lane.points) < 2:
+            continue
+        colour = PALETTE[track_id % len(PALETTE)]
+        limit = 16 * max(image.shape)  # far-off points must not overflow OpenCV's int32 coordinates
+        points = np.round(np.clip(lane.points, -limit, limit)).astype(np.int32)
+        cv2.polylines(image, [points], False, colour, 3 if measured else 1, cv2.LINE_AA)
+        labels.append((f"#{track_id}", tuple(points[np.argmax(points[:, 1])]), colour))
+    return labels
+
+
+def _draw_centre_line(image: np.ndarray, ego, projector: GroundProjector) -> None:
+    """The ego centre line y = offset + tan(heading) x + curvature / 2 (1 + slope^2)^1.5 x^2, the published
+    state's own local curve, drawn on the road ahead, in place."""
+    xs = np.linspace(*_CENTRE_RANGE_M, 40)
+    slope = math.tan(ego.heading)
+    ys = ego.lateral_offset + slope * xs + 0.5 * ego.curvature * (1 + slope**2) ** 1.5 * xs**2
+    pixels = projector.to_pixels(np.stack([xs, ys, np.zeros_like(xs)], axis=1))
+    pixels = pixels[np.isfinite(pixels).all(axis=1)]
+    if len(pixels) >= 2:
+        cv2.polylines(image, [np.round(pixels).astype(np.int32)], False, CENTRE_COLOR, 3, cv2.LINE_AA)
+
+
+def _put_text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple) -> None:
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, _TEXT_SCALE, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, _TEXT_SCALE, colour, 1, cv2.LINE_AA)
+
+
+def _text_box(image: np.ndarray, lines: list[str]) -> None:
+    """``lines`` in white on a darkened box at the top left, in place."""
+    height = 18 * len(lines) + 8
+    width = max(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, _TEXT_SCALE, 1)[0][0] for line in lines) + 12
+    box = image[:height, :width]
+    box[...] = (box * 0.4).astype(image.dtype)
+    for row, line in enumerate(lines):
+        cv2.putText(
+            image, line, (6, 18 * row + 17), cv2.FONT_HERSHEY_SIMPLEX, _TEXT_SCALE, TEXT_COLOR, 1, cv2.LINE_AA
+        )
+
+
+def _ego_text(label: str, ego) -> str:
+    """One line of an ego lane state (published or true): offset, heading, width, boundary ids."""
+    if not ego.valid:
+        return f"{label}: no ego lane"
+    return (
+        f"{label}: offset {ego.lateral_offset:+.2f} m  heading {math.degrees(ego.heading):+.2f} deg  "
+        f"width {ego.width:.2f} m  ids {ego.left_id or '-'}|{ego.right_id or '-'}"
+    )
 
 
 def write_report(out_dir: Path, summary: dict, rows: list[FrameResult]) -> dict:
@@ -62,6 +144,9 @@ def write_report(out_dir: Path, summary: dict, rows: list[FrameResult]) -> dict:
     if summary["metric"] is not None:
         files["score_plot"] = "f1_over_drive.png"
         _score_plot(out_dir / files["score_plot"], rows, summary["metric"])
+    if any(row.lateral_offset is not None or row.lateral_offset_truth is not None for row in rows):
+        files["ego_plot"] = "ego_offset.png"
+        _ego_plot(out_dir / files["ego_plot"], rows)
     if (out_dir / "overlay.mp4").is_file():
         files["overlay_video"] = "overlay.mp4"
     report = {**summary, "files": files}
@@ -94,6 +179,26 @@ def _score_plot(path: Path, rows: list[FrameResult], metric: str) -> None:
         rolling = np.convolve(values[finite], np.ones(window) / window, mode="valid")
         axes.plot(index[finite][window - 1 :], rolling, color="tab:red", label=f"mean of {window} frames")
     axes.set(xlabel="frame", ylabel=label, ylim=(-0.05, 1.05), title=f"{label} over the drive")
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _ego_plot(path: Path, rows: list[FrameResult]) -> None:
+    """The ego lane's lateral offset over the drive: truth, tracked and untracked estimates."""
+    index = np.array([row.index for row in rows])
+    figure, axes = plt.subplots(figsize=(9, 4))
+    series = (
+        ("lateral_offset_truth", "truth", "black", "-"),
+        ("lateral_offset_untracked", "untracked", "tab:gray", ":"),
+        ("lateral_offset", "estimate", "tab:red", "-"),
+    )
+    for field, label, colour, style in series:
+        values = np.array([np.nan if (v := getattr(row, field)) is None else v for row in rows], dtype=float)
+        if np.isfinite(values).any():
+            axes.plot(index, values, style, color=colour, linewidth=1.2, label=label)
+    axes.set(xlabel="frame", ylabel="lateral offset [m]", title="Ego lane centre offset over the drive")
     axes.legend(loc="lower left")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
