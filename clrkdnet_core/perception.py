@@ -7,7 +7,9 @@ ids -> the ego lane's state. Each lane is seen in both frames at once, with its 
 With tracking off the output is the node's historical one: lanes sorted left to right where they meet the
 bottom image row, ids = that index, positions against the principal point's column (or the image centre),
 every lane measured, age 0, existence = score. With tracking on every published lane is a confirmed track;
-one the detector missed this frame is predicted, and its image points are its tracked curve reprojected.
+one the detector missed this frame is predicted, and its image points are its tracked curve reprojected. A
+detection that gives no curve (fewer than two points on the road, or no extent) cannot be tracked and is
+not published with tracking on.
 
 Without a ground projection the tracker works in image coordinates (:class:`ImageFrame`) and there is no
 ego lane state.

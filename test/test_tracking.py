@@ -299,3 +299,9 @@ def test_a_lane_ridden_on_keeps_its_side_for_a_moment():
     ]
     assert sides == [1, 1]  # crossed at once, not back within 0.5 s ...
     assert tracker.update(_observations([0.6]), 0.7)[0].position == -1  # ... unless clearly back
+
+
+def test_one_lane_detected_twice_is_published_once():
+    tracker = LaneTracker(TrackerConfig(min_separation=1.0))
+    outputs = _run(tracker, [[1.75, 2.25, -1.75]] * 8)
+    assert all([lane.track_id for lane in out] == [1, 3] for out in outputs[2:])
