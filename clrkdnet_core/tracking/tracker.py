@@ -111,7 +111,7 @@ class TrackedLane:
         index: the matched detection's index this frame, None when predicted.
         score: the latest matched detection's score.
         position: signed position class (-1 EGO_LEFT, +1 EGO_RIGHT, -2/+2, -3/+3, 0 unknown) from the sign of
-            y at x = 0.
+            y at x = 0 (a side held for ``side_hold_s`` after the lane crossed, see :class:`TrackerConfig`).
     """
 
     track_id: int
