@@ -804,7 +804,10 @@ def test_live_replay_of_a_drive_scores_the_nodes_tracks_and_ego_lane(drive_bag, 
     assert tracking["enabled"] is True and tracking["ego_truth"] is True
     assert tracking["ground_projection"] == "camera_info and /tf_static (base_link <- camera_optical_frame)"
     assert tracking["identity"]["frames"] == report["frames"] >= 4
-    assert tracking["ego"]["tracked"]["frames_valid"] >= 1  # the node's ego_lane arrived
+    # The node's ego_lane arrived (valid or not: the 6 frames hold the lane change and the M-of-N start).
+    assert tracking["ego"] is not None and tracking["ego_skipped"] is None
     assert "tracking on: ID switches" in line
-    log = (out / "node.log").read_text()
-    assert not [row for row in log.splitlines() if "WARN" in row or "ERROR" in row], log
+    # The tests' own ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST is warned about (conftest.py); nothing else.
+    log = (out / "node.log").read_text().splitlines()
+    problems = [row for row in log if ("WARN" in row or "ERROR" in row) and "DISCOVERY_RANGE" not in row]
+    assert not problems, "\n".join(log)

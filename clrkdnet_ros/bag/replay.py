@@ -42,6 +42,7 @@ _POLL_S = 0.05  # while draining the last answers
 # After the last image: stop waiting once no lanes arrived for this long.
 _QUIET_S = 3.0
 _DRAIN_LIMIT_S = 60.0
+_EGO_GRACE_S = 1.0
 
 
 class ReplayError(ClrkdnetError):
@@ -135,6 +136,10 @@ def replay_bag(
             process = NodeProcess(command, out_dir / "node.log")
         published = _play(bag, node, publishers, process, lanes_topic, rate, startup_timeout_s)
         _drain(published, received)
+        # The node publishes a frame's ego lane just after its lanes: the last one may still be on its way.
+        deadline = time.monotonic() + _EGO_GRACE_S
+        while egos and not received.keys() <= egos.keys() and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
     except NodeProcessError as exc:
         raise ReplayError(str(exc)) from None
     finally:
