@@ -4,6 +4,9 @@
 
 A default run takes about 10 minutes on a 2-core CPU; ``--quick`` about a third of that (fewer iterations).
 The ``tracking`` section (its own block; ``python -m benchmarks.tracking`` runs it alone) adds about 2 minutes.
+``defaults`` (the node at its defaults against exact fp32 replaying the demo bag; its own block,
+``python -m benchmarks.node`` runs it alone; run ``make demo`` once first) adds about 2 minutes and ``soak``
+(its own block, ``python -m benchmarks.soak`` alone) its ``--soak-minutes`` (default 5).
 The ``precision`` section (every CPU backend and precision, three models) adds about 7 minutes with
 ``--quick`` on a busy 2-core machine, plus the int8 models' first build (cached in ~/.cache/clrkdnet_ros).
 """
@@ -31,6 +34,8 @@ SECTIONS = (
     "metrics",
     "node",
     "tracking",
+    "defaults",
+    "soak",
 )
 
 
@@ -43,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", action="append", default=[], metavar="PRESET=PATH", help="trained weights of a preset"
     )
     parser.add_argument("--cpu-only", action="store_true", help="skip CUDA even when it is available")
+    parser.add_argument("--demo-bag", type=Path, help="defaults: bag to replay (default: make demo's)")
+    parser.add_argument("--soak-minutes", type=float, default=5.0, help="soak: duration (default 5)")
     return parser
 
 
@@ -120,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.tracking import BLOCK, tracking_block
 
         text = replace_block(text, BLOCK, tracking_block())
+    if "defaults" in args.sections:
+        from benchmarks.node import DEFAULTS_BLOCK, defaults_section
+
+        text = replace_block(text, DEFAULTS_BLOCK, defaults_section(args.demo_bag))
+    if "soak" in args.sections:
+        from benchmarks.soak import BLOCK as SOAK_BLOCK
+        from benchmarks.soak import soak_section
+
+        text = replace_block(text, SOAK_BLOCK, soak_section(args.soak_minutes))
     out.write_text(text)
     print(f"wrote {out}")
     return 0

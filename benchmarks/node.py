@@ -146,3 +146,213 @@ def _measure(node: Camera, floor: Camera, detector, image: np.ndarray, frames: i
     if not timings:
         raise RuntimeError(f"{label}: the node answered none of {frames} frames")
     return {"sent": frames, "answered": answered, "timings": list(zip(*timings, strict=True))}
+
+
+# ---- the node at its defaults against exact fp32, replaying the demo bag ---------------------------------
+
+DEFAULTS_BLOCK = "defaults"
+REPO = Path(__file__).resolve().parents[1]
+DEMO_PRESET = REPO / "models" / "clrkdnet_resnet18_synthetic.yaml"
+DEMO_WEIGHTS = REPO / "models" / "clrkdnet_resnet18_synthetic.pth"
+# (label, backend, precision): the node's defaults, and the exact fp32 of the official code's results.
+DEFAULTS_CASES = (("defaults", "auto", "auto"), ("backend:=torch precision:=fp32", "torch", "fp32"))
+GOAL_PROCESSED = 0.9
+GOAL_LATENCY_BARE_RATIO = 1.5
+SPLIT_STEPS = ("decode", "pre-process", "network", "lanes")
+
+
+def defaults_section(bag: Path | None = None) -> str:
+    """Markdown section: the node at its defaults against ``backend:=torch precision:=fp32``, each replaying
+    the demo bag (``bag``, default :func:`demo_bag`) at 30 Hz, with the per-frame cost split."""
+    title = "## The node at its defaults against exact fp32 (the demo bag at 30 Hz)"
+    try:
+        from clrkdnet_ros.bag.replay import node_command, replay_bag  # noqa: F401
+    except ImportError as exc:
+        return f"{title}\n\nnot measured: {exc}\n"
+    bag = bag or demo_bag()
+    if bag is None:
+        return f"{title}\n\nnot measured: no demo bag (run `make demo` once, it makes build/demo/*_bag)\n"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        for label, backend, precision in DEFAULTS_CASES:
+            live = _replay_live(bag, tmp / label.replace(" ", "_"), backend, precision)
+            rows.append((label, live, cost_split(bag, backend, precision)))
+    lines = [
+        title,
+        "",
+        f"`python -m clrkdnet_ros.bag replay` of the demo bag `{bag.name}` ({DEMO_WEIGHTS.name}, "
+        "1640 x 590 JPEG frames at 30 Hz) into the node at its default parameters, then with "
+        "`-p backend:=torch -p precision:=fp32`, in one run. Latency: bag publish -> lanes received. "
+        "The cost split is measured in this process on the same frames with the same detector (p50 per "
+        "step, ms): JPEG decode (at the reduced scale the node uses), pre-process (crop, resize), network, "
+        "lanes (decoding, NMS); messages and the rest is the node's own processing time p50 minus those "
+        "four (conversion, publishing, projection, tracking). "
+        "Bare detect: `LaneDetector.detect` on the fully decoded image.",
+        "",
+        "| node | runs | processed of played | latency p50 / p95 ms | decode | pre-process | network | lanes "
+        "| messages and the rest | node processing p50 ms | bare detect p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    goals = []
+    for label, live, split in rows:
+        summary = live["summary"]
+        latency = summary.get("latency_ms") or {}
+        processed, played = summary.get("frames", 0), summary.get("frames_played", 0)
+        steps = [split[step].p50 for step in SPLIT_STEPS]
+        rest = live["processing_ms"] - sum(steps) if live["processing_ms"] is not None else float("nan")
+        p50, p95 = latency.get("p50", float("nan")), latency.get("p95", float("nan"))
+        lines.append(
+            f"| {label} | {live['backend']} | {processed} of {played} | {p50:.1f} / {p95:.1f} | "
+            + " | ".join(f"{value:.1f}" for value in (*steps, rest))
+            + f" | {_number(live['processing_ms'])} | {split['bare detect'].p50:.1f} |"
+        )
+        if label == "defaults":
+            ratio = p50 / split["bare detect"].p50
+            met = played > 0 and processed >= GOAL_PROCESSED * played and ratio <= GOAL_LATENCY_BARE_RATIO
+            goals.append(
+                f"- defaults: at least {GOAL_PROCESSED:.0%} of the frames processed and latency p50 <= "
+                f"{GOAL_LATENCY_BARE_RATIO}x the bare detect of the chosen backend: "
+                f"{'met' if met else 'missed'} ({processed} of {played}, {ratio:.2f}x)"
+            )
+    return "\n".join([*lines, "", "Goals:", "", *goals, ""])
+
+
+def demo_bag() -> Path | None:
+    """The bag ``make demo`` left in build/demo (its newest 300-frame one), or None."""
+    bags = sorted((REPO / "build" / "demo").glob("*drive_300_bag"), key=lambda path: path.stat().st_mtime)
+    return bags[-1] if bags else None
+
+
+def _replay_live(bag: Path, out: Path, backend: str, precision: str) -> dict:
+    """Replay ``bag`` into a node process; its summary, the backend it ran and its processing time p50."""
+    import re
+
+    from clrkdnet_ros.bag.bagfile import LaneBag
+    from clrkdnet_ros.bag.replay import node_command, replay_bag
+
+    samples: list[float] = []
+    with LaneBag(bag) as lane_bag, _ProcessingTimes(samples):
+        extra = f"-p backend:={backend} -p precision:={precision}"
+        command = node_command(
+            str(DEMO_PRESET), DEMO_WEIGHTS, "cpu", lane_bag.image_topic, lane_bag.camera_info_topic, extra
+        )
+        summary, _ = replay_bag(lane_bag, out, command)
+    log = (out / "node.log").read_text()
+    ran = re.search(r"\((\w+) backend, (\w+)\)", log)
+    return {
+        "summary": summary,
+        "backend": f"{ran[1]} {ran[2]}" if ran else "unknown",
+        "processing_ms": Timing(tuple(samples), 1).p50 if samples else None,
+    }
+
+
+class _ProcessingTimes:
+    """Collects the node's ``~/debug/processing_time_ms`` (node ``/lane_detector``) while in the block."""
+
+    def __init__(self, samples: list[float]) -> None:
+        self.samples = samples
+
+    def __enter__(self) -> "_ProcessingTimes":
+        import threading
+
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import Float64
+
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("benchmark_processing_times", context=self.context)
+        self.node.create_subscription(
+            Float64,
+            "/lane_detector/debug/processing_time_ms",
+            lambda msg: self.samples.append(msg.data),
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
+        )
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def cost_split(bag: Path, backend: str, precision: str, frames: int = 60) -> dict[str, Timing]:
+    """Per-frame cost of the node's steps on the bag's first ``frames`` JPEG frames, in this process.
+
+    Steps: decode (at the reduced scale the node uses), pre-process, network, lanes; and bare detect
+    (``LaneDetector.detect`` on the fully decoded image), interleaved frame by frame.
+    """
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CompressedImage
+
+    from clrkdnet_core.inference import LaneDetector
+    from clrkdnet_core.postprocess.decode import decode_predictions
+    from clrkdnet_ros.bag.bagfile import LaneBag
+    from clrkdnet_ros.image_codec import compressed_to_bgr, decode_frame
+
+    detector = LaneDetector.from_preset(DEMO_PRESET, DEMO_WEIGHTS, "cpu", backend, precision)
+    with LaneBag(bag) as lane_bag:
+        messages = [
+            deserialize_message(raw, CompressedImage)
+            for topic, _, _, _, raw in lane_bag.playback()
+            if topic == lane_bag.image_topic
+        ][:frames]
+    samples: dict[str, list[float]] = {step: [] for step in (*SPLIT_STEPS, "bare detect")}
+    for index, msg in enumerate(messages):
+        clock = [time.perf_counter()]
+        frame = decode_frame(msg, detector.reduced_decode_scale)
+        clock.append(time.perf_counter())
+        batch = detector.preprocess([frame.image])
+        clock.append(time.perf_counter())
+        predictions = detector.runner(batch)
+        clock.append(time.perf_counter())
+        geometry = detector.preset.geometry.scaled_to(*frame.size)
+        decode_predictions(predictions, [geometry], detector.test, detector.nms)
+        clock.append(time.perf_counter())
+        full = compressed_to_bgr(msg)
+        start = time.perf_counter()
+        detector.detect(full)
+        bare = (time.perf_counter() - start) * 1e3
+        if index < WARMUP:
+            continue
+        for step, begin, end in zip(SPLIT_STEPS, clock, clock[1:], strict=False):
+            samples[step].append((end - begin) * 1e3)
+        samples["bare detect"].append(bare)
+    return {step: Timing(tuple(values), 1) for step, values in samples.items()}
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.node [--demo-bag B] [--out BENCHMARKS.md]``: the defaults block alone."""
+    import argparse
+
+    from clrkdnet_core.report_blocks import replace_block
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.node", description=defaults_section.__doc__)
+    parser.add_argument("--demo-bag", type=Path, help="bag to replay (default: the one `make demo` made)")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "BENCHMARKS.md", help="report whose block is replaced"
+    )
+    args = parser.parse_args(argv)
+    section = defaults_section(args.demo_bag)
+    print(section)
+    text = args.out.read_text() if args.out.is_file() else ""
+    args.out.write_text(replace_block(text, DEFAULTS_BLOCK, section))
+    print(f"wrote the {DEFAULTS_BLOCK} block of {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from clrkdnet_core.cli import run_cli
+
+    sys.exit(run_cli(main))

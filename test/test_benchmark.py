@@ -63,3 +63,34 @@ def test_a_block_is_replaced_in_place_or_appended():
     assert appended == "# B\n\n<!-- other:begin -->\nx\n<!-- other:end -->\n"
     other = "<!-- other:begin -->\nx\n<!-- other:end -->"
     assert marked_blocks(appended + text) == [other, f"{begin}\nold\n{end}"]
+
+
+def test_soak_section_reports_each_interval_and_the_memory_goal(monkeypatch):
+    from benchmarks import soak
+
+    bins = [
+        soak.Bin(sent=30, answered=29, latency_ms=[40.0, 50.0, 60.0], rss_mb=900.0 + 10 * i) for i in range(5)
+    ]
+    bins[2].events.append("camera restart")
+    bins[4].rss_mb = None
+    monkeypatch.setattr(soak, "run_soak", lambda duration_s: (bins, "openvino bf16", duration_s / 5))
+    section = soak.soak_section(minutes=0.5)
+    assert section.startswith("## Soak: the node at its defaults, 30 Hz 1640 x 590 for 0.5 min")
+    assert "it ran openvino bf16" in section
+    assert "| 12-18 | 30 | 29 | 50.0 / 60.0 | 920 | camera restart |" in section
+    assert "| 24-30 | 30 | 29 | 50.0 / 60.0 | n/a | - |" in section
+    assert "flat within 64 MB after the first interval: met (20 MB" in section and "145 of 150" in section
+
+
+def test_defaults_section_needs_the_demo_bag(monkeypatch):
+    from benchmarks import node
+
+    monkeypatch.setattr(node, "demo_bag", lambda: None)
+    assert "not measured: no demo bag (run `make demo`" in node.defaults_section()
+
+
+def test_the_node_benchmarks_are_sections_of_their_own():
+    from benchmarks.__main__ import build_parser
+
+    args = build_parser().parse_args(["--sections", "defaults", "soak", "--soak-minutes", "0.5"])
+    assert args.sections == ["defaults", "soak"] and args.soak_minutes == 0.5
