@@ -1,6 +1,7 @@
 """The report folder of ``bag eval`` and ``replay``: report.json, frames.csv, plots and an overlay video."""
 
 import csv
+import itertools
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -185,9 +186,20 @@ def _score_plot(path: Path, rows: list[FrameResult], metric: str) -> None:
     plt.close(figure)
 
 
+# Longer runs of frames without output break the ego plot's lines; the row that marks the break.
+_PLOT_GAP = 5
+_NO_ROW = FrameResult(index=-1, stamp_ns=0, latency_ms=math.nan, num_pred=0)
+
+
 def _ego_plot(path: Path, rows: list[FrameResult]) -> None:
-    """The ego lane's lateral offset over the drive: truth, tracked and untracked estimates."""
-    index = np.array([row.index for row in rows])
+    """The ego lane's lateral offset over the drive: truth, tracked and untracked estimates. A run of more
+    than :data:`_PLOT_GAP` frames without a row (dropped by a live node) is a gap in the lines, not a join."""
+    broken = rows[:1]
+    for row, after in itertools.pairwise(rows):
+        broken += [_NO_ROW, after] if after.index - row.index > _PLOT_GAP else [after]
+    rows = broken
+    index = np.array([row.index for row in rows], dtype=float)
+    index[index < 0] = np.nan
     figure, axes = plt.subplots(figsize=(9, 4))
     series = (
         ("lateral_offset_truth", "truth", "black", "-"),
