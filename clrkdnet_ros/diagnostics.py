@@ -1,12 +1,16 @@
 """Counters and timings of the lane detector, reported as ``diagnostic_msgs/DiagnosticStatus``.
 
 ``diagnostic_updater`` has no Python wheel, so this is the small part of it the node needs: thread-safe
-counters updated by the subscription callback and the inference thread, summarised once per second.
+counters updated by the subscription callback and the inference thread, summarised once per second; the camera
+mounting check's status; and :class:`Condition`, the log discipline of a problem that lasts (a missing
+transform, stale odometry): one warning when it starts, a reminder now and then, one line when it ends.
 """
 
+import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -16,6 +20,8 @@ from clrkdnet_core.timing import percentile
 # Latency percentiles and rates are computed over the most recent frames / seconds.
 _LATENCY_WINDOW = 100
 _RATE_WINDOW_S = 5.0
+# A lasting problem is logged again after this long (once per frame would flood the log at 30 Hz).
+CONDITION_REPEAT_S = 30.0
 
 
 class DetectorStats:
@@ -140,3 +146,76 @@ def _rate(stamps: deque[float], now: float) -> float:
 
 def _percentile(values: np.ndarray, q: float) -> str:
     return f"{percentile(values, q):.1f}" if len(values) else "n/a"
+
+
+class Condition:
+    """A problem that may last many frames, logged once when it starts, every ``repeat_s`` while it lasts
+    (whatever its message's details), and once when it ends; :attr:`problem` is the latest message.
+
+    ``warn`` and ``info`` are logger methods; ``ended`` is the line logged when the problem goes away (none:
+    silence).
+    """
+
+    def __init__(
+        self,
+        warn: Callable[[str], object],
+        info: Callable[[str], object],
+        ended: str | None = None,
+        repeat_s: float = CONDITION_REPEAT_S,
+    ) -> None:
+        self._warn, self._info, self._ended, self._repeat_s = warn, info, ended, repeat_s
+        self._lock = threading.Lock()
+        self._logged_at: float | None = None
+        self.problem: str | None = None
+        self.count = 0  # frames that had the problem
+
+    def report(self, problem: str | None) -> None:
+        """This frame's state: the problem's message, or None when all is well."""
+        now = time.monotonic()
+        with self._lock:
+            started, ended = problem is not None and self.problem is None, problem is None and self.problem
+            self.problem = problem
+            if problem is None:
+                self._logged_at = None
+            else:
+                self.count += 1
+                log = started or self._logged_at is None or now - self._logged_at >= self._repeat_s
+                if log:
+                    self._logged_at = now
+        if problem is not None and log:
+            self._warn(problem)
+        elif ended and self._ended:
+            self._info(self._ended)
+
+
+def mounting_status(
+    name: str, estimate: float | None, configured: float | None, samples: int, mismatch: bool, source: str
+) -> DiagnosticStatus:
+    """The camera pitch the lanes show against the configured one (radians in, degrees out)."""
+
+    def degrees(value: float | None) -> str:
+        return "n/a" if value is None else f"{math.degrees(value):.2f}"
+
+    if estimate is None:
+        level, message = DiagnosticStatus.OK, "collecting samples (straight ego boundaries)"
+    elif mismatch:
+        level = DiagnosticStatus.WARN
+        message = (
+            f"the lanes show a camera pitch of {degrees(estimate)} deg, the {source} gives "
+            f"{degrees(configured)} deg"
+        )
+    else:
+        level, message = DiagnosticStatus.OK, "the lanes agree with the configured pitch"
+    values = {
+        "estimated pitch (deg)": degrees(estimate),
+        "configured pitch (deg)": degrees(configured),
+        "samples": str(samples),
+        "pose source": source,
+    }
+    return DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id="camera",
+        values=[KeyValue(key=key, value=value) for key, value in values.items()],
+    )

@@ -1,35 +1,50 @@
 """The ego lane's two boundaries as ``nav_msgs/Path`` on flat ground (the shape Autoware VisionPilot uses).
 
 Planners and RViz take a ``Path`` directly; a ``LaneArray`` needs this package's messages. Paths are only
-meaningful on the ground, so they exist only when the ground projection is configured (``ground_frame_id``
-set). A boundary that was not detected gives an empty path with a valid header, so that a subscriber sees
-"no left boundary in this frame" instead of keeping the last one.
+meaningful on the ground, so they exist only with the ground projection. Each is the tracked boundary's curve
+(measured this frame, or predicted through a frame the detector missed) sampled every :data:`PATH_STEP_M` over
+its valid range, each pose facing along the curve. A boundary that is not tracked (none, or only
+reconstructed from the other side: ``EgoLane`` reports that one) gives an empty path with a valid header, so
+that a subscriber sees "no left boundary in this frame" instead of keeping the last one.
 """
 
-from clrkdnet_msgs.msg import Lane as LaneMsg
-from clrkdnet_msgs.msg import LaneArray
+import math
+
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 from std_msgs.msg import Header
 
+from clrkdnet_core.lane_curve import GroundCurve
+from clrkdnet_core.tracking.ego_lane import SOURCE_MEASURED, SOURCE_PREDICTED, EgoLaneState
 
-def ego_boundary_path(lanes: LaneArray, position: int) -> Path:
-    """The ground points of the lane at ``position`` (EGO_LEFT or EGO_RIGHT), nearest first, as a Path."""
-    header = Header(stamp=lanes.header.stamp, frame_id=lanes.ground_frame_id)
+PATH_STEP_M = 1.0
+_TRACKED = (SOURCE_MEASURED, SOURCE_PREDICTED)
+
+
+def sample_curve(curve: GroundCurve, step_m: float = PATH_STEP_M) -> np.ndarray:
+    """(N, 2) points x, y of ``curve`` from ``x_min`` to ``x_max`` (both included), ``step_m`` apart."""
+    xs = np.append(np.arange(curve.x_min, curve.x_max, step_m), curve.x_max)
+    return curve.sample(xs)
+
+
+def curve_path(curve: GroundCurve | None, header: Header) -> Path:
+    """``curve`` as a Path (empty for None), nearest pose first, each facing the next."""
     path = Path(header=header)
-    lane = next((lane for lane in lanes.lanes if lane.position == position), None)
-    if lane is None:
+    if curve is None:
         return path
-    for point in sorted(lane.ground_points, key=lambda p: p.x):
+    points = sample_curve(curve)
+    yaws = np.arctan(curve.slope_at(points[:, 0]))
+    for (x, y), yaw in zip(points, yaws, strict=True):
         pose = PoseStamped(header=header)
-        pose.pose.position.x, pose.pose.position.y = float(point.x), float(point.y)
-        pose.pose.orientation.w = 1.0
+        pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+        pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
         path.poses.append(pose)
     return path
 
 
-def ego_paths(lanes: LaneArray) -> tuple[Path, Path] | None:
-    """(left, right) ego boundary paths, or None without a ground projection."""
-    if not lanes.ground_frame_id:
-        return None
-    return ego_boundary_path(lanes, LaneMsg.EGO_LEFT), ego_boundary_path(lanes, LaneMsg.EGO_RIGHT)
+def ego_paths(ego: EgoLaneState, header: Header) -> tuple[Path, Path]:
+    """(left, right) paths of the tracked ego boundaries; ``header``: the image's stamp, the ground frame."""
+    left = ego.left_boundary if ego.left_source in _TRACKED else None
+    right = ego.right_boundary if ego.right_source in _TRACKED else None
+    return curve_path(left, header), curve_path(right, header)

@@ -11,24 +11,35 @@ itself.
 Topics (relative, so ``__ns``/launch namespaces and remapping work):
 
 * in: ``image`` (``sensor_msgs/Image``) or, with ``image_transport:=compressed``, ``image/compressed``
-  (resolved after remapping, as image_transport does), and optionally ``camera_info``.
-* out: ``lanes``, ``lane_markers``, ``ego_left_path`` and ``ego_right_path`` (``nav_msgs/Path``, only with
-  the ground projection), ``~/debug/image``, ``~/debug/processing_time_ms``, ``~/debug/pipeline_latency_ms``,
-  ``/diagnostics``; service ``~/enable`` (``std_srvs/SetBool``).
+  (resolved after remapping, as image_transport does), and optionally ``camera_info`` and ``odom``
+  (``nav_msgs/Odometry``: speed and yaw rate for the tracker's prediction); ``/tf`` and ``/tf_static`` when
+  tf2 gives the camera's pose (:mod:`clrkdnet_ros.camera_pose`).
+* out: ``lanes``; with the ground projection (``camera_info`` and a camera pose) ``ego_lane``
+  (``clrkdnet_msgs/EgoLane``), ``ego_left_path`` and ``ego_right_path`` (``nav_msgs/Path``); ``lane_markers``,
+  ``~/debug/image``, ``~/debug/processing_time_ms``, ``~/debug/pipeline_latency_ms``, ``/diagnostics``
+  (with the camera mounting check); service ``~/enable`` (``std_srvs/SetBool``). Markers, paths and the debug
+  image are built only while someone subscribes.
+
+Per frame: detect -> camera model (intrinsics from ``camera_info``, pose from the parameters or tf2) ->
+:class:`~clrkdnet_core.perception.LanePerception` (tracks with stable ids, ``tracking:=false`` for per-frame
+indices) -> messages. Image stamps that go back (a bag started again) start the tracks afresh.
 
 Before ``rclpy.init``, :func:`main` gives the node's own DDS participant the package's profile for full-size
 frames unless the user configured DDS (:mod:`clrkdnet_ros.dds_setup`; ``dds_profile:=false`` turns it off).
 """
 
+import math
 import os
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import rclpy
-from clrkdnet_msgs.msg import LaneArray
+from clrkdnet_msgs.msg import EgoLane, LaneArray
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
@@ -43,21 +54,25 @@ from rclpy.qos import (
 )
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, Header
 from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
 
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import ClrkdnetError, InputError
+from clrkdnet_core.lane_positions import EGO_LEFT, EGO_RIGHT
+from clrkdnet_core.mounting_check import MountingPitchCheck
+from clrkdnet_core.perception import FramePerception, LanePerception
 from clrkdnet_core.visualization import draw_lanes
 from clrkdnet_core.weights import resolve_weights
 from clrkdnet_ros import dds_setup, parameters
-from clrkdnet_ros.conversions import lanes_to_msg
-from clrkdnet_ros.diagnostics import DetectorStats
-from clrkdnet_ros.ego_paths import ego_paths
+from clrkdnet_ros.camera_pose import CameraPoseSource, PoseUnavailable
+from clrkdnet_ros.conversions import ego_lane_to_msg, frame_to_msg
+from clrkdnet_ros.diagnostics import Condition, DetectorStats, mounting_status
+from clrkdnet_ros.ego_paths import ego_paths, sample_curve
 from clrkdnet_ros.frame_slot import FrameWorker, LatestFrameSlot
-from clrkdnet_ros.ground_projection import CameraModelCache
+from clrkdnet_ros.ground_projection import CameraModel, CameraModelCache
 from clrkdnet_ros.image_codec import bgr_to_image, decode_frame
 from clrkdnet_ros.image_subscription import (
     FIXED_RELIABILITY,
@@ -68,6 +83,7 @@ from clrkdnet_ros.image_subscription import (
 )
 from clrkdnet_ros.input_watch import IDLE, LOST, assess_input, wall_time_of
 from clrkdnet_ros.markers import lanes_to_markers
+from clrkdnet_ros.odometry import OdometryInput
 from clrkdnet_ros.ros_logging import forward_core_logs
 
 if TYPE_CHECKING:
@@ -90,6 +106,9 @@ _OUTPUT_QOS = QoSProfile(
     depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
 )
 _LATEST_ONLY_QOS = latest_only_qos(ReliabilityPolicy.RELIABLE)
+# Best effort matches reliable and best-effort odometry publishers; a few messages of history are plenty, only
+# the newest is used.
+_ODOMETRY_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 class LaneDetectorNode(LifecycleNode):
@@ -117,6 +136,24 @@ class LaneDetectorNode(LifecycleNode):
         self._camera_info_sub = None
         self._outputs: dict[str, Any] = {}
         self._previous_frame_time: float | None = None
+        # The inference thread's: the tracker, the mounting check and the newest stamp it processed.
+        self._perception = LanePerception(tracking=True)
+        self._mounting = MountingPitchCheck()
+        self._last_stamp_s: float | None = None
+        self._poses = CameraPoseSource(self)
+        self._odometry = OdometryInput()
+        self._odometry_sub = None
+        logger = self.get_logger()
+        # Problems that last for many frames: one warning when they start, a reminder every 30 s.
+        self._pose_problem = Condition(logger.warning, logger.info, "camera pose available again")
+        self._camera_problem = Condition(logger.warning, logger.info, "camera_info usable again")
+        self._odometry_problem = Condition(
+            logger.warning, logger.info, "odometry in step with the images again"
+        )
+        self._bad_odometry = Condition(logger.warning, logger.info)
+        self._mounting_problem = Condition(
+            logger.warning, logger.info, "camera pitch agrees with the lanes again"
+        )
 
         # Registered first so that it also checks the values given at start-up.
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -150,6 +187,7 @@ class LaneDetectorNode(LifecycleNode):
         outputs = {
             "lanes": (LaneArray, "lanes", _OUTPUT_QOS),
             "markers": (MarkerArray, "lane_markers", _LATEST_ONLY_QOS),
+            "ego_lane": (EgoLane, "ego_lane", _OUTPUT_QOS),
             "ego_left_path": (PathMsg, "ego_left_path", _OUTPUT_QOS),
             "ego_right_path": (PathMsg, "ego_right_path", _OUTPUT_QOS),
             "debug_image": (Image, "~/debug/image", _LATEST_ONLY_QOS),
@@ -165,6 +203,7 @@ class LaneDetectorNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # enables the publishers before the first frame can arrive
         self._active = True
+        self.get_logger().info(self._poses.open())
         if self._processing_enabled:
             self._start_processing()
         return result
@@ -172,17 +211,27 @@ class LaneDetectorNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self.stop_processing()
+        self._poses.close()
+        self._reset_tracking()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self._reset_tracking()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self.stop_processing()
+        self._poses.close()
         self._release()
         return super().on_shutdown(state)
+
+    def _reset_tracking(self) -> None:
+        """Forget the tracks, odometry and stamps (the inference thread is stopped when this runs)."""
+        self._perception.reset()
+        self._odometry.reset()
+        self._last_stamp_s = None
 
     def _create_detector(self) -> "LaneDetector":
         parameters.check_choices(self)
@@ -262,6 +311,7 @@ class LaneDetectorNode(LifecycleNode):
             latest_only_qos(camera_info_reliability),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
         )
+        self._odometry_sub = self.create_subscription(Odometry, "odom", self._on_odometry, _ODOMETRY_QOS)
         if not self._dds_reported:  # once, and only when frames are awaited: start-up errors stay one line
             self._dds_reported = True
             self.get_logger().info(self._dds.message)
@@ -276,6 +326,9 @@ class LaneDetectorNode(LifecycleNode):
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
         self._camera_info_sub = None
+        if self._odometry_sub is not None:
+            self.destroy_subscription(self._odometry_sub)
+        self._odometry_sub = None
         self._input_problem = self._input_idle = None
         if self._worker is not None:
             self._worker.stop()
@@ -288,6 +341,11 @@ class LaneDetectorNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        problem = self._odometry.update(msg, self.get_clock().now().nanoseconds * 1e-9)
+        if problem is not None:
+            self._bad_odometry.report(problem)
 
     def _process(self, msg: Image | CompressedImage) -> None:
         start = time.perf_counter()
@@ -310,34 +368,94 @@ class LaneDetectorNode(LifecycleNode):
                 return
             lanes = detector.detect(image, frame.size)
         width, height = frame.size
-        camera = self._camera_models.get(
-            self._camera_info,
-            width,
-            height,
-            self.get_parameter("camera_height").value,
-            self.get_parameter("camera_pitch").value,
-        )
-        if camera.problem is not None:
-            self.get_logger().warning(camera.problem, throttle_duration_sec=LOG_THROTTLE_S)
-        lane_array = lanes_to_msg(
-            lanes, msg.header, width, height, camera.projection, self.get_parameter("ground_frame_id").value
+        stamp = Time.from_msg(msg.header.stamp)
+        ground_frame = self.get_parameter("ground_frame_id").value
+        camera = self._camera_model(msg.header.frame_id, stamp, width, height)
+        perceived = self._perceive(lanes, (width, height), stamp.nanoseconds * 1e-9, camera)
+        lane_array = frame_to_msg(
+            perceived, msg.header, width, height, ground_frame if camera.projector is not None else ""
         )
         self._outputs["lanes"].publish(lane_array)
-        paths = ego_paths(lane_array)
-        if paths is not None:
-            self._outputs["ego_left_path"].publish(paths[0])
-            self._outputs["ego_right_path"].publish(paths[1])
+        if perceived.ego is not None:
+            ground_header = Header(stamp=msg.header.stamp, frame_id=ground_frame)
+            self._outputs["ego_lane"].publish(ego_lane_to_msg(perceived.ego, ground_header))
+            if any(
+                self._outputs[key].get_subscription_count() > 0 for key in ("ego_left_path", "ego_right_path")
+            ):
+                left, right = ego_paths(perceived.ego, ground_header)
+                self._outputs["ego_left_path"].publish(left)
+                self._outputs["ego_right_path"].publish(right)
+            self._check_mounting(perceived, camera)
         lifetime_s = self._marker_lifetime_s(start)  # every frame: the period is between frames, not markers
         if self._outputs["markers"].get_subscription_count() > 0:
-            self._outputs["markers"].publish(lanes_to_markers(lane_array, camera.intrinsics, lifetime_s))
+            centre = None
+            if perceived.ego is not None and perceived.ego.center_line is not None:
+                centre_xy = sample_curve(perceived.ego.center_line)
+                centre = np.column_stack([centre_xy, np.zeros(len(centre_xy))])
+            markers = lanes_to_markers(lane_array, camera.intrinsics, lifetime_s, centre)
+            self._outputs["markers"].publish(markers)
         if debug:
-            self._outputs["debug_image"].publish(bgr_to_image(draw_lanes(image, lanes), msg.header))
+            drawn = draw_lanes(image, [lane.lane for lane in perceived.lanes])
+            self._outputs["debug_image"].publish(bgr_to_image(drawn, msg.header))
 
         processing_ms = (time.perf_counter() - start) * 1e3
         latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
         self._outputs["processing_time"].publish(Float64(data=processing_ms))
         self._outputs["pipeline_latency"].publish(Float64(data=latency_ms))
         self._stats.frame_processed(processing_ms, latency_ms)
+
+    def _camera_model(self, camera_frame: str, stamp: Time, width: int, height: int) -> CameraModel:
+        """Intrinsics and ground projector of this frame; problems are logged (lanes then stay in pixels)."""
+        try:
+            pose = self._poses.pose(self.get_parameter("ground_frame_id").value, camera_frame, stamp)
+            self._pose_problem.report(None)
+        except PoseUnavailable as exc:
+            pose = None
+            self._pose_problem.report(str(exc))
+        camera = self._camera_models.get(self._camera_info, width, height, pose)
+        self._camera_problem.report(camera.problem)
+        return camera
+
+    def _perceive(
+        self, lanes: list, image_size: tuple[int, int], stamp_s: float, camera: CameraModel
+    ) -> FramePerception:
+        """Tracks (or per-frame lanes) and the ego lane's state of this frame."""
+        tracking = self.get_parameter("tracking").value
+        if tracking != self._perception.tracking:
+            self._perception = LanePerception(tracking=tracking)
+            self.get_logger().info(f"tracking {'on' if tracking else 'off'}: lanes start afresh")
+        if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
+            self.get_logger().info(
+                f"image stamps went back by {self._last_stamp_s - stamp_s:.3f} s (a bag started again?): "
+                "lane tracks, odometry and tf2's buffer start afresh"
+            )
+            self._perception.reset()
+            self._odometry.reset()
+            self._poses.time_jumped_back()
+        self._last_stamp_s = stamp_s
+        motion, problem = self._odometry.motion_at(stamp_s)
+        self._odometry_problem.report(problem)
+        return self._perception.update(lanes, image_size, stamp_s, camera.projector, motion)
+
+    def _check_mounting(self, perceived: FramePerception, camera: CameraModel) -> None:
+        """Feed this frame's measured ego boundaries to the pitch check; warn while it disagrees."""
+        boundaries = {
+            lane.position: lane.lane.points
+            for lane in perceived.lanes
+            if lane.measured and lane.position in (EGO_LEFT, EGO_RIGHT)
+        }
+        check = self._mounting
+        check.update(
+            boundaries.get(EGO_LEFT), boundaries.get(EGO_RIGHT), camera.intrinsics, camera.projector.pose
+        )
+        problem = None
+        if check.mismatch:
+            problem = (
+                f"the lanes show a camera pitch of {math.degrees(check.estimate):.2f} deg ({check.samples} "
+                f"samples), the {self._poses.description} gives "
+                f"{math.degrees(check.configured_pitch):.2f} deg: is the camera mounted as configured?"
+            )
+        self._mounting_problem.report(problem)
 
     def _marker_lifetime_s(self, now: float) -> float:
         """Twice the time since the previous frame: markers vanish when frames stop, but never flicker."""
@@ -416,6 +534,10 @@ class LaneDetectorNode(LifecycleNode):
                     "(image_qos auto)"
                 )
             self._watch_input()
+        if self._active:
+            change = self._poses.follow()  # a run-time change of camera_pose / camera_height
+            if change is not None:
+                self.get_logger().info(change)
         self._publish_diagnostics()
 
     def _watch_input(self) -> None:
@@ -475,6 +597,12 @@ class LaneDetectorNode(LifecycleNode):
             "net.core.rmem_max (bytes)": str(self._dds.rmem_max)
             if self._dds.rmem_max is not None
             else "unknown",
+            "tracking": "on" if self.get_parameter("tracking").value else "off",
+            "camera pose source": self._poses.description,
+            "camera pose problem": self._pose_problem.problem or "none",
+            "camera_info problem": self._camera_problem.problem or "none",
+            "odometry": f"{self._odometry.received} received, {self._odometry.rejected} rejected (NaN)",
+            "odometry problem": self._odometry_problem.problem or "none",
         }
         status = self._stats.status(
             f"{self.get_fully_qualified_name()}: lane detection",
@@ -484,7 +612,16 @@ class LaneDetectorNode(LifecycleNode):
             self._input_problem,
             self._input_idle,
         )
-        msg = DiagnosticArray(status=[status])
+        check = self._mounting
+        mounting = mounting_status(
+            f"{self.get_fully_qualified_name()}: camera mounting",
+            check.estimate,
+            check.configured_pitch,
+            check.samples,
+            check.mismatch,
+            self._poses.description,
+        )
+        msg = DiagnosticArray(status=[status, mounting])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(msg)
 

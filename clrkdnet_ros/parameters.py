@@ -112,24 +112,49 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
             read_only=True,
         ),
     ),
+    "tracking": (
+        True,
+        ParameterDescriptor(
+            description="Track lanes across frames: Lane.id is a track id kept while the lane is tracked, a "
+            "lane the detector misses for a frame is predicted, ground curves are filtered, and ego_lane is "
+            "published; false: ids are each frame's indices left to right. Run-time settable (a change "
+            "starts the tracks afresh)",
+        ),
+    ),
+    "camera_pose": (
+        Parameter.Type.DOUBLE_ARRAY,
+        ParameterDescriptor(
+            description="Pose of the camera body in ground_frame_id: [x, y, z, roll, pitch, yaw] (m, rad; "
+            "REP-103 body axes x forward, y left, z up; fixed-axis roll-pitch-yaw as in URDF; positive pitch "
+            "looks down; the node applies the optical rotation). Set, it defines the pose and tf2 is not "
+            "consulted; unset (the default): camera_height/camera_pitch if camera_height > 0, else tf2 "
+            "(ground_frame_id <- the image's frame_id). Run-time settable",
+            additional_constraints="6 finite values, z > 0",
+        ),
+    ),
     "camera_height": (
         0.0,
         ParameterDescriptor(
-            description="Camera height above the road in metres for the ground projection; 0 disables it",
+            description="Camera height above the road in metres (with camera_pitch: a camera on the x axis "
+            "of ground_frame_id, no roll or yaw), used when camera_pose is unset; 0: not set (tf2 gives the "
+            "pose)",
             floating_point_range=_double_range(0.0, 20.0),
         ),
     ),
     "camera_pitch": (
         0.0,
         ParameterDescriptor(
-            description="Camera pitch in radians, positive when looking down at the road",
+            description="Camera pitch in radians, positive looking down at the road (with camera_height)",
             floating_point_range=_double_range(-1.5, 1.5),
         ),
     ),
     "ground_frame_id": (
         "base_link",
         ParameterDescriptor(
-            description="Frame of ground_points and ground markers: origin on the road below the camera"
+            description="Ground frame on the road (z = 0 is the road; REP-103 x forward, y left, z up, e.g. "
+            "base_link or base_footprint): frame of ground points, ego_lane, the ego paths and ground "
+            "markers; without a pose parameter tf2 gives the transform ground_frame_id <- the image's "
+            "frame_id"
         ),
     ),
     "image_qos": (
@@ -212,6 +237,18 @@ def invalid_reason(parameter: Parameter) -> str | None:
         return "camera_pitch must be finite"
     if parameter.name == "ground_frame_id" and not parameter.value:
         return "ground_frame_id must not be empty"
+    if parameter.name == "camera_pose" and parameter.type_ != Parameter.Type.NOT_SET:
+        return _camera_pose_problem(list(parameter.value))
+    return None
+
+
+def _camera_pose_problem(values: list[float]) -> str | None:
+    if len(values) != 6:
+        return f"camera_pose needs 6 values [x, y, z, roll, pitch, yaw], got {len(values)}"
+    if not all(math.isfinite(v) for v in values):
+        return "camera_pose values must be finite"
+    if values[2] <= 0.0:
+        return f"camera_pose z (the camera's height above the road) must be > 0, got {values[2]}"
     return None
 
 

@@ -4,7 +4,9 @@
         image_topic:=/front_camera/image_raw camera_info_topic:=/front_camera/camera_info rviz:=true
 
 Parameters come from ``params_file`` (default: the package's config/lane_detect.yaml); the preset, weights,
-device, image_transport, dds_profile and use_sim_time arguments override it. Use ``namespace:=front`` to run
+device, image_transport, tracking, ground_frame_id, dds_profile and use_sim_time arguments override it. The
+camera's pose comes from tf2 (ground_frame_id <- the image's frame_id, e.g. from robot_state_publisher) unless
+the params file sets camera_pose or camera_height. Use ``namespace:=front`` to run
 one detector per camera (topics become /front/lanes, /front/lane_markers, ...); RViz then runs in the same
 namespace.
 Without the ground projection the markers are in the camera's frame: pass ``rviz_fixed_frame:=<camera
@@ -32,6 +34,23 @@ def generate_launch_description() -> LaunchDescription:
             "camera_info_topic",
             default_value="/camera/camera_info",
             description="CameraInfo of the camera, used by the flat-ground projection",
+        ),
+        DeclareLaunchArgument(
+            "odom_topic",
+            default_value="/odom",
+            description="nav_msgs/Odometry of the vehicle: speed and yaw rate for the tracker's prediction",
+        ),
+        DeclareLaunchArgument(
+            "tracking",
+            default_value="true",
+            choices=["true", "false"],
+            description="Track lanes across frames (stable ids, ego_lane); false: per-frame ids by index",
+        ),
+        DeclareLaunchArgument(
+            "ground_frame_id",
+            default_value="base_link",
+            description="Ground frame on the road (x forward, y left, z up) of ground points and ego_lane; "
+            "tf2 gives the camera's pose in it unless the params file sets camera_pose or camera_height",
         ),
         DeclareLaunchArgument(
             "image_transport",
@@ -108,6 +127,8 @@ def generate_launch_description() -> LaunchDescription:
                 "weights": ParameterValue(LaunchConfiguration("weights"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                 "image_transport": ParameterValue(LaunchConfiguration("image_transport"), value_type=str),
+                "tracking": ParameterValue(LaunchConfiguration("tracking"), value_type=bool),
+                "ground_frame_id": ParameterValue(LaunchConfiguration("ground_frame_id"), value_type=str),
                 "dds_profile": ParameterValue(LaunchConfiguration("dds_profile"), value_type=bool),
                 "use_sim_time": use_sim_time,
             },
@@ -115,6 +136,7 @@ def generate_launch_description() -> LaunchDescription:
         remappings=[
             ("image", LaunchConfiguration("image_topic")),
             ("camera_info", LaunchConfiguration("camera_info_topic")),
+            ("odom", LaunchConfiguration("odom_topic")),
         ],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
     )

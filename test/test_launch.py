@@ -178,7 +178,11 @@ def test_detector_node_gets_the_yaml_the_overrides_and_the_remappings():
     )["clrkdnet_ros"]
     assert "lane_detector = clrkdnet_ros.lane_detector:main" in (ROOT / "setup.py").read_text()
     assert detector.namespace == "/front"
-    assert detector.remappings == {"image": "/front/cam/image_raw", "camera_info": "/camera/camera_info"}
+    assert detector.remappings == {
+        "image": "/front/cam/image_raw",
+        "camera_info": "/camera/camera_info",
+        "odom": "/odom",
+    }
     # The default parameter file is the installed config: the repo's file (a symlink to it in install/).
     (params_file,) = detector.params_files
     assert params_file.parts[-3:] == ("clrkdnet_ros", "config", "lane_detect.yaml")

@@ -276,6 +276,9 @@ def test_msg_files_parse_on_their_own():
     ]
     assert [name for name, _ in lane_fields] == [
         "id",
+        "age",
+        "measured",
+        "existence_probability",
         "score",
         "position",
         "type",
