@@ -5,7 +5,10 @@ The geometry, the perception and the tracker themselves are tested in the core (
 test_perception, test_tracking); here only what the ROS side adds.
 """
 
+import importlib.util
 import math
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -351,3 +354,102 @@ def test_odometry_with_nan_is_dropped_and_an_unstamped_one_gets_the_clock():
     assert odometry.motion_at(500.1)[0].speed == 5.0
     odometry.reset()
     assert odometry.motion_at(500.1) == (None, None)
+
+
+# ---- the pose source in a node (a private rclpy context) --------------------------------------------------
+
+
+def _pose_node(ros_node, **values):
+    from rclpy.parameter import Parameter
+
+    from clrkdnet_ros import parameters
+
+    parameters.declare_parameters(ros_node)
+    ros_node.set_parameters([Parameter(name, value=value) for name, value in values.items()])
+    return ros_node
+
+
+def _optical_transform(parent: str, child: str, pose: CameraPose, stamp_s: float = 0.0):
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.time import Time
+    from scipy.spatial.transform import Rotation
+
+    msg = TransformStamped()
+    msg.header.frame_id, msg.child_frame_id = parent, child
+    msg.header.stamp = Time(nanoseconds=round(stamp_s * 1e9)).to_msg()
+    t, r = msg.transform.translation, msg.transform.rotation
+    t.x, t.y, t.z = (float(v) for v in pose.translation)
+    r.x, r.y, r.z, r.w = (float(v) for v in Rotation.from_matrix(pose.rotation).as_quat())
+    return msg
+
+
+@pytest.mark.ros
+def test_pose_parameters_are_read_for_every_frame_and_tf2_is_not_consulted(ros_node):
+    from rclpy.parameter import Parameter
+    from rclpy.time import Time
+
+    from clrkdnet_ros.camera_pose import CameraPoseSource
+
+    node = _pose_node(ros_node, camera_height=1.4, camera_pitch=0.05)
+    source = CameraPoseSource(node)
+    line = source.open()
+    assert line.startswith("camera pose: from camera_height 1.400 m")
+    assert source.description == "camera_height"
+    assert source._tf is None  # no listener: tf2 is not consulted
+    assert source.pose("base_link", "cam", Time()).translation[2] == pytest.approx(1.4)
+    # A run-time change applies to the next frame (the executor's follow() only reports it).
+    node.set_parameters([Parameter("camera_pose", value=[1.0, 0.0, 1.6, 0.0, 0.02, 0.0])])
+    assert source.pose("base_link", "cam", Time()).translation[0] == pytest.approx(1.0)
+    assert "the camera_pose parameter: x 1.000" in source.follow()
+    assert source.follow() is None  # nothing changed since
+    source.close()
+
+
+@pytest.mark.ros
+def test_without_tf2_ros_start_up_names_the_fix(ros_node, monkeypatch):
+    from rclpy.time import Time
+
+    from clrkdnet_ros.camera_pose import CameraPoseSource
+
+    monkeypatch.setitem(sys.modules, "tf2_ros", None)  # import tf2_ros raises ImportError
+    source = CameraPoseSource(_pose_node(ros_node))
+    line = source.open()
+    assert "camera pose: none" in line and "set camera_pose:=[x, y, z, roll, pitch, yaw]" in line
+    assert "pixels only" in line and source.description == "none"
+    assert source.pose("base_link", "cam", Time()) is None
+
+
+needs_tf2 = pytest.mark.skipif(
+    importlib.util.find_spec("tf2_ros") is None,
+    reason="tf2_ros is not importable (make setup builds it from ../shared/ros2_tf)",
+)
+
+
+@pytest.mark.ros
+@needs_tf2
+def test_tf2_pose_static_latest_and_missing(ros_node):
+    from rclpy.time import Time
+
+    from clrkdnet_ros.camera_pose import CameraPoseSource, PoseUnavailable
+
+    source = CameraPoseSource(_pose_node(ros_node))
+    assert source.open() == "camera pose: from tf2, the transform base_link <- each image's frame_id"
+    buffer = source._tf._buffer
+    mount = CameraPose.from_xyz_rpy(1.2, -0.1, 1.45, 0.01, 0.04, -0.02)
+    buffer.set_transform_static(_optical_transform("base_link", "cam", mount), "test")
+    pose = source.pose("base_link", "cam", Time(seconds=1234.5))  # static: any stamp
+    np.testing.assert_allclose(pose.rotation, mount.rotation, atol=1e-9)
+    np.testing.assert_allclose(pose.translation, mount.translation, atol=1e-9)
+    # A moving mount whose transform is older than the image: after a short wait, the latest one.
+    buffer.set_transform(_optical_transform("base_link", "moving", mount, stamp_s=100.0), "test")
+    start = time.monotonic()
+    assert source.pose("base_link", "moving", Time(seconds=200.0)).translation[2] == pytest.approx(1.45)
+    assert time.monotonic() - start < 0.5
+    with pytest.raises(PoseUnavailable, match="no transform base_link <- nowhere from tf2"):
+        source.pose("base_link", "nowhere", Time(seconds=1.0))
+    looking_up = CameraPose.from_transform((0.0, 0.0, 1.5), (0.0, 0.0, 0.0, 1.0))
+    buffer.set_transform_static(_optical_transform("base_link", "camera_link", looking_up), "test")
+    with pytest.raises(PoseUnavailable, match="is camera_link the optical frame"):
+        source.pose("base_link", "camera_link", Time())
+    source.close()  # at deactivate: the listener goes
+    assert source._tf is None and source.description == "none"
