@@ -167,3 +167,20 @@ def test_ego_values_read_any_object_with_egolane_names():
 
     assert EgoValues.of(State()) == EgoValues(True, 0.2, 0.01, 0.0, 3.4, -1)
     assert EgoValues.of(None) is None
+
+
+def test_the_tracking_benchmark_runs_a_short_drive_end_to_end(tmp_path):
+    """benchmarks.tracking on 12 frames: its block has the goal table, the tracked/untracked table and the
+    command; BENCHMARKS.md's other blocks are kept."""
+    from benchmarks import tracking
+
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\n<!-- other:begin -->\nkept\n<!-- other:end -->\n")
+    assert tracking.main(["--frames", "12", "--out", str(out), "--work", str(tmp_path / "work")]) == 0
+    text = out.read_text()
+    assert "<!-- other:begin -->\nkept\n<!-- other:end -->" in text
+    assert "<!-- tracking:begin -->\n## Tracking" in text
+    assert "python -m benchmarks.tracking --frames 12" in text
+    for goal in ("ID switches per 1000 GT matches", "ego lateral offset RMSE", "lane change reported within"):
+        assert f"| {goal} |" in text
+    assert "| GT lane matches / GT lanes |" in text and "the detections of 1 frames (10%, fixed)" in text
