@@ -6,6 +6,7 @@ node declares them with :func:`declare_parameters`, which turns rclpy's type and
 """
 
 import math
+import re
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -213,7 +214,7 @@ def declare_parameters(node: Node) -> None:
             node.declare_parameter(name, value, descriptor)
         except ParameterException as exc:
             reason = str(exc).removesuffix(f": {name}")
-            if "of type 'INTEGER', expecting type 'DOUBLE'" in reason:
+            if re.search(r"of type 'INTEGER(_ARRAY)?', expecting type 'DOUBLE(_ARRAY)?'", reason):
                 reason += " (write doubles with a decimal point, e.g. 1.0)"
             raise InputError(f"parameter '{name}': {reason}") from None
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from ros_side import Inbox, RosSide, diagnostics_values
 
+from clrkdnet_core.backend_choice import choose_backend
 from clrkdnet_ros.node_process import NodeProcess, lane_detector_command
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -496,7 +497,9 @@ def test_fast_stream_drops_frames_instead_of_queueing(ros, raw_io, detectors):
         ros, detectors["raw"].node_name, after=stopped, until=lambda v: int(v["frames dropped"]) > 0
     )
     assert float(values["pipeline latency p95 (ms)"]) > 0.0
-    assert values["backend"] == "torch" and values["device"] == "cpu"
+    auto = choose_backend("cpu")  # the default: backend and precision auto
+    assert (values["backend"], values["precision"], values["device"]) == (auto.backend, auto.precision, "cpu")
+    assert values["backend choice"] == auto.reason
 
 
 def test_missing_weights_exit_with_one_clear_line(tmp_path):
@@ -527,6 +530,8 @@ def test_missing_weights_exit_with_one_clear_line(tmp_path):
     [
         ("max_lanes:=500", "parameter 'max_lanes': Invalid parameter value (500)"),
         ("camera_height:=1", "write doubles with a decimal point"),
+        ("camera_pose:=[0, 0, 2, 0, 0, 0]", "write doubles with a decimal point"),
+        ("camera_pose:=[1.0, 2.0]", "camera_pose needs 6 values [x, y, z, roll, pitch, yaw], got 2"),
     ],
 )
 def test_bad_parameter_exits_with_one_error_line_from_the_console_script(override, message):
@@ -572,7 +577,9 @@ def test_sigint_shuts_down_cleanly(detectors):
 def test_unavailable_cuda_device_falls_back_to_the_cpu_with_a_warning(detectors):
     output = detectors["compressed"].output()
     assert "device cuda:7 requested but" in output and "running on the CPU" in output
-    assert "on cpu (torch backend, fp32)" in output
+    auto = choose_backend("cpu")
+    assert f"on cpu ({auto.backend} backend, {auto.precision})" in output
+    assert f"backend auto: {auto.reason}" in output
 
 
 # ---- in-process: configuration details ---------------------------------------------------------------------
