@@ -5,8 +5,9 @@ nodes started once for the module, in parallel:
 
 * ``tf``: no pose parameter, so the camera's pose comes from tf2: ``/tf_static`` (base_link -> camera_link ->
   camera_optical_frame, the drive's mounting) is published by a separate process. It checks ``ego_lane``
-  against the truth, ids through a frame without lanes, markers, and a missing transform. Skipped with the
-  reason when ``tf2_ros`` cannot be imported (set-up builds it from ../shared/ros2_tf).
+  against the truth, ids through a frame without lanes, markers, a missing transform, and a lane change (the
+  same drive at 5 frames per second, changing lane to the left). Skipped with the reason when ``tf2_ros``
+  cannot be imported (set-up builds it from ../shared/ros2_tf).
 * ``params``: ``camera_pose`` set to the mounting and ``tracking:=false``: ids by index, and bad input (NaN
   odometry, stamps going back, a ``camera_info`` of another size) that the node survives and names.
 
@@ -37,6 +38,7 @@ WEIGHTS = REPO / "models" / "clrkdnet_resnet18_synthetic.pth"
 WIDTH, HEIGHT = 1640, 590
 SEED = 7
 FRAMES = 8  # the tracker confirms a lane in its 3rd frame; the rest are compared with the truth
+LANE_CHANGE_FRAMES = 16  # at 5 fps: 0.8 s straight, the change over 2 s (crossing in frame 10), then settled
 CAMERA_FRAME = "camera_optical_frame"
 STARTUP_TIMEOUT_S = 180.0
 ANSWER_TIMEOUT_S = 60.0
@@ -58,14 +60,26 @@ class DriveFrame:
     truth: Any  # clrkdnet_core.data.synthetic.truth.FrameTruth
 
 
-@functools.cache
-def drive() -> list[DriveFrame]:
-    from clrkdnet_core.data.synthetic.drive import Drive
+def _render(synthetic: Any, frames: int) -> list[DriveFrame]:
     from clrkdnet_core.data.synthetic.render import draw_scene
     from clrkdnet_core.data.synthetic.truth import drive_truth
 
-    synthetic = Drive(SEED, WIDTH, HEIGHT, fps=10.0)
-    return [DriveFrame(draw_scene(synthetic.scene_at(i)), drive_truth(synthetic, i)) for i in range(FRAMES)]
+    return [DriveFrame(draw_scene(synthetic.scene_at(i)), drive_truth(synthetic, i)) for i in range(frames)]
+
+
+@functools.cache
+def drive() -> list[DriveFrame]:
+    from clrkdnet_core.data.synthetic.drive import Drive
+
+    return _render(Drive(SEED, WIDTH, HEIGHT, fps=10.0), FRAMES)
+
+
+@functools.cache
+def lane_change_drive() -> list[DriveFrame]:
+    from clrkdnet_core.data.synthetic.drive import Drive, LaneChange
+
+    change = LaneChange(at=0.8, direction="left", duration=2.0)
+    return _render(Drive(SEED, WIDTH, HEIGHT, fps=5.0, lane_change=change), LANE_CHANGE_FRAMES)
 
 
 def blank_image() -> np.ndarray:
@@ -179,9 +193,12 @@ class CameraSide:
                 return found
         raise AssertionError(f"no lanes for the frame stamped {stamp_s}")
 
-    def send_drive_frame(self, index: int, stamp_offset_s: float = 0.0) -> tuple[Any, Any]:
-        """Frame ``index`` of the drive with its camera_info and odometry; (LaneArray, its truth)."""
-        frame = drive()[index]
+    def send_drive_frame(
+        self, index: int, stamp_offset_s: float = 0.0, frames: list[DriveFrame] | None = None
+    ) -> tuple[Any, Any]:
+        """Frame ``index`` of the drive (or ``frames``) with its camera_info and odometry; (LaneArray, its
+        truth)."""
+        frame = (frames or drive())[index]
         truth = frame.truth
         stamp_s = self.base + stamp_offset_s + truth.time
         lanes = self.send(frame.image, stamp_s, self.camera_info_msg(truth), (truth.speed, truth.yaw_rate))
@@ -385,6 +402,30 @@ def test_a_missing_transform_is_one_warning_and_lanes_stay_in_pixels(
     lanes, _ = tf_camera.send_drive_frame(FRAMES - 1, stamp_offset_s=0.7)
     assert lanes.ground_frame_id == "base_link"
     detector.wait_for_line("camera pose available again")
+
+
+def test_a_lane_change_moves_the_ego_boundaries_not_the_track_ids(tracked_drive, tf_camera):
+    from clrkdnet_msgs.msg import EgoLane, Lane
+
+    frames = lane_change_drive()
+    offset = 10.0  # after every stamp sent so far; the tracks of the earlier frames time out
+    results = []
+    for index in range(LANE_CHANGE_FRAMES):
+        lanes, truth = tf_camera.send_drive_frame(index, offset, frames)
+        results.append((lanes, tf_camera.ego_for(lanes), truth))
+    change = next(i for i, (_, _, truth) in enumerate(results) if truth.ego.lane_change)
+    assert results[change][2].ego.lane_change == EgoLane.LANE_CHANGE_LEFT
+    before = [ego for _, ego, _ in results[: change - 1] if ego is not None and ego.valid]
+    after = [ego for _, ego, _ in results[change + 2 :] if ego is not None and ego.valid]
+    assert before and after
+    old_left, old_right = before[-1].left_id, before[-1].right_id
+    # The marking that was the ego lane's left boundary is now its right one: the same track, the same id.
+    assert after[-1].right_id == old_left and after[-1].left_id not in (old_left, old_right)
+    reported = [i for i, (_, ego, _) in enumerate(results) if ego is not None and ego.lane_change]
+    assert len(reported) == 1 and abs(reported[0] - change) <= 5, (reported, change)
+    assert results[reported[0]][1].lane_change == EgoLane.LANE_CHANGE_LEFT
+    last = results[-1][0]
+    assert {lane.id: lane.position for lane in last.lanes}.get(old_left) == Lane.EGO_RIGHT
 
 
 def test_diagnostics_show_the_pose_source_and_the_mounting_check(ros, tracked_drive, detectors):
