@@ -16,6 +16,7 @@ from clrkdnet_core.data.synthetic import generate_dataset
 from clrkdnet_core.errors import CheckpointError, PresetError
 from clrkdnet_core.models import build_model
 from training.data import SeededAugmentation, build_train_dataset, collate
+from training.distillation import attention_map
 from training.options import build_parser, preset_overrides
 from training.train import main
 from training.trainer import (
@@ -303,3 +304,66 @@ def test_figures_without_a_training_log_exit_with_one_line(tmp_path, made):
         f"error: no training log in {run / 'teacher'}" + ("" if made else ": not a folder")
     ]
     assert not (tmp_path / "pictures").exists()
+
+
+def _small(name: str, **overrides):
+    # 400 x 160 (the study's input): a quarter of the pixels, the same network.
+    return _preset(name, **{"geometry.img_w": 400, "geometry.img_h": 160, **overrides})
+
+
+def _small_teacher(tmp_path: Path, student) -> torch.nn.Module:
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "teacher.pth", build_model("clrnet_resnet18_culane"))
+    return build_teacher(load_preset("clrnet_resnet18_culane"), path, CPU, student=student)
+
+
+@pytest.mark.slow
+def test_the_lane_distillation_term_falls_in_real_training_steps(culane_root, tmp_path):
+    # Every other term off: the steps follow the lane-regression term's gradient alone, through the network.
+    off = {f"train.{k}_weight": 0.0 for k in ("cls", "xyt", "iou", "seg", "att", "logit", "prior")}
+    preset = _small("clrkdnet_resnet18_culane", **{"train.batch_size": 2, "train.lr": 1e-3, **off})
+    teacher = _small_teacher(tmp_path, preset)
+    with torch.no_grad():  # lanes half the image high, as a trained teacher's have (a random one: length 0)
+        teacher.heads.reg_layers.bias[3] = 0.5
+    train_set = build_train_dataset(preset, culane_root)
+    trainer = Trainer(preset, train_set, None, _settings(tmp_path, distill_lane_weight=2.0), teacher)
+    batch = collate([trainer.train_set[0], trainer.train_set[1]])
+    terms = [trainer.train_step(batch) for _ in range(5)]
+    lane = [t["distill_lane_loss"] for t in terms]
+    assert lane[0] > 0 and lane[-1] < lane[0]
+    assert terms[0]["total_loss"] == pytest.approx(lane[0], rel=1e-5)  # nothing else in it
+
+
+@pytest.mark.slow
+def test_the_teachers_bf16_and_channels_last_forwards_match_float32(culane_root, tmp_path):
+    """What the study's teacher options may change: bfloat16 autocast moves each distillation target by at
+    most 3 % (relative L2; measured about 1.5 % for the deepest attention map, 0.5 % for the ROI features,
+    0.01 % for the priors) and the final lanes by under 1 px at 400 x 160; channels-last changes nothing
+    beyond float32 summation order."""
+    preset = _small("clrkdnet_resnet18_culane", **{"train.batch_size": 2})
+    teacher = _small_teacher(tmp_path, preset)
+    train_set = build_train_dataset(preset, culane_root)
+
+    def outputs(**options) -> dict:
+        settings = _settings(tmp_path / str(len(options)), amp=True, **options)
+        trainer = Trainer(preset, train_set, None, settings, teacher)
+        batch = collate([trainer.train_set[0], trainer.train_set[1]])
+        result = trainer.teacher_outputs(batch.images)
+        teacher.to(memory_format=torch.contiguous_format)  # the next trainer starts from the usual layout
+        return result
+
+    def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a.float() - b.float()).norm() / b.float().norm())
+
+    reference = outputs(teacher_amp=False)
+    for options, tolerance in (
+        ({"teacher_amp": True}, 0.03),
+        ({"teacher_amp": False, "teacher_channels_last": True}, 1e-4),
+    ):
+        other = outputs(**options)
+        for key in ("roi_features", "stage_priors"):
+            assert relative(other[key], reference[key]) < tolerance, (options, key)
+        for ours, theirs in zip(other["features"], reference["features"], strict=True):
+            assert relative(attention_map(ours), attention_map(theirs)) < tolerance, options
+        xs = (other["predictions"][-1].float() - reference["predictions"][-1].float())[..., 6:] * 399
+        assert xs.abs().max() < (1.0 if options.get("teacher_amp") else 1e-2), options

@@ -1,6 +1,7 @@
 """The training loop (MODEL.md 4.5): AdamW + per-iteration cosine decay, AMP, optional EMA and distillation,
 DDP, periodic validation with the CULane metric, best/last checkpoints, TensorBoard scalars, a tqdm bar."""
 
+import dataclasses
 import itertools
 import math
 import random
@@ -51,6 +52,13 @@ class TrainSettings:
     rank: int = 0
     world_size: int = 1
     backbone: BackboneInit = RANDOM_INIT
+    # The teacher's forward: None follows ``amp``; False keeps it in float32 under a mixed-precision student.
+    teacher_amp: bool | None = None
+    # channels-last teacher weights and input: the layout oneDNN/cuDNN convolutions prefer (no numeric change
+    # beyond summation order).
+    teacher_channels_last: bool = False
+    # Weight of the beyond-the-paper lane-regression distillation term (training.distillation); 0 = the paper.
+    distill_lane_weight: float = 0.0
 
 
 class _SkipFirst(Sampler[int]):
@@ -171,6 +179,8 @@ def build_teacher(
         )
         heads.priors.copy_(priors)
         heads.priors_on_featmap.copy_(on_featmap)
+    # Frozen: no parameter asks autograd for anything, whatever context the forward runs in.
+    teacher.requires_grad_(False)
     return teacher.to(device).eval()
 
 
@@ -199,7 +209,11 @@ class Trainer:
             self.device
         )
         self.teacher = teacher
-        self.distill_weights = DistillationWeights.from_preset(preset)
+        if teacher is not None and settings.teacher_channels_last:
+            teacher.to(memory_format=torch.channels_last)  # in place; idempotent for a shared teacher
+        self.distill_weights = dataclasses.replace(
+            DistillationWeights.from_preset(preset), lane=settings.distill_lane_weight
+        )
         train = preset.train
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay
@@ -270,9 +284,11 @@ class Trainer:
             output = self.forward(images)
             losses = self.criterion(output, targets, seg)
             if self.teacher is not None:
-                with torch.no_grad():
-                    teacher_output = self.teacher(images, return_dict=True)
-                losses.update(distillation_losses(output, teacher_output, self.distill_weights))
+                teacher_output = self.teacher_outputs(images)
+                geometry = (self.criterion.img_w, self.criterion.img_h, self.criterion.ori_w)
+                losses.update(
+                    distillation_losses(output, teacher_output, self.distill_weights, targets, geometry)
+                )
         total = losses["loss"] + sum(value for key, value in losses.items() if key.startswith("distill_"))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -286,6 +302,16 @@ class Trainer:
         terms["total_loss"] = float(total.detach())
         terms["lr"] = self.scheduler.get_last_lr()[0]
         return terms
+
+    def teacher_outputs(self, images: torch.Tensor) -> dict:
+        """The frozen teacher's train-style output dict for ``images``: no autograd graph, in the settings'
+        precision (``teacher_amp``) and memory layout (``teacher_channels_last``)."""
+        settings = self.settings
+        amp = settings.amp if settings.teacher_amp is None else settings.teacher_amp
+        if settings.teacher_channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=amp):
+            return self.teacher(images, return_dict=True)
 
     # -- loop --------------------------------------------------------------------------------------------
     def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
