@@ -796,16 +796,17 @@ def test_live_replay_of_a_drive_scores_the_nodes_tracks_and_ego_lane(drive_bag, 
     publishes tracked lanes and its ego lane, which the report scores against the truth; its log is clean."""
     out = tmp_path / "live"
     argv = ["replay", str(drive_bag), "--preset", str(REPO / "models" / "clrkdnet_resnet18_synthetic.yaml")]
-    argv += ["--weights", str(REPO / "models" / "clrkdnet_resnet18_synthetic.pth"), "--rate", "0.5"]
+    # The bag's 20 Hz played at 2 Hz: a busy machine still lets the node answer (nearly) every frame.
+    argv += ["--weights", str(REPO / "models" / "clrkdnet_resnet18_synthetic.pth"), "--rate", "0.1"]
     assert main([*argv, "--device", "cpu", "--out", str(out)]) == 0
     line = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     tracking = report["tracking"]
-    assert tracking["enabled"] is True and tracking["ego_truth"] is True
+    assert tracking["enabled"] is True and tracking["ego_truth"] is True, line
     assert tracking["ground_projection"] == "camera_info and /tf_static (base_link <- camera_optical_frame)"
-    assert tracking["identity"]["frames"] == report["frames"] >= 4
+    assert tracking["identity"]["frames"] == report["frames"] >= 4, line
     # The node's ego_lane arrived (valid or not: the 6 frames hold the lane change and the M-of-N start).
-    assert tracking["ego"] is not None and tracking["ego_skipped"] is None
+    assert tracking["ego"] is not None and tracking["ego_skipped"] is None, line
     assert "tracking on: ID switches" in line
     # The tests' own ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST is warned about (conftest.py); nothing else.
     log = (out / "node.log").read_text().splitlines()
