@@ -136,8 +136,8 @@ class LaneDetectorNode(LifecycleNode):
         self._camera_info_sub = None
         self._outputs: dict[str, Any] = {}
         self._previous_frame_time: float | None = None
-        # The inference thread's: the tracker, the mounting check and the newest stamp it processed.
-        self._perception = LanePerception(tracking=True)
+        # The inference thread's: the mounting check and the newest stamp it processed (and the tracker, made
+        # once the parameters are declared).
         self._mounting = MountingPitchCheck()
         self._last_stamp_s: float | None = None
         self._poses = CameraPoseSource(self)
@@ -147,9 +147,8 @@ class LaneDetectorNode(LifecycleNode):
         # Problems that last for many frames: one warning when they start, a reminder every 30 s.
         self._pose_problem = Condition(logger.warning, logger.info, "camera pose available again")
         self._camera_problem = Condition(logger.warning, logger.info, "camera_info usable again")
-        self._odometry_problem = Condition(
-            logger.warning, logger.info, "odometry in step with the images again"
-        )
+        # Its end is not said: stale odometry and odometry forgotten after a bag loop look alike here.
+        self._odometry_problem = Condition(logger.warning, logger.info)
         self._bad_odometry = Condition(logger.warning, logger.info)
         self._mounting_problem = Condition(
             logger.warning, logger.info, "camera pitch agrees with the lanes again"
@@ -158,6 +157,7 @@ class LaneDetectorNode(LifecycleNode):
         # Registered first so that it also checks the values given at start-up.
         self.add_on_set_parameters_callback(self._on_set_parameters)
         parameters.declare_parameters(self)
+        self._perception = LanePerception(tracking=self.get_parameter("tracking").value)
         # One for the node's lifetime: rclpy keeps the QoS overrides it declared for the first subscription.
         self._image_sub = ImageSubscription(
             self,
