@@ -130,7 +130,7 @@ def test_a_camera_that_stops_is_idle_not_lost(default_node, ros, tmp_path):
         assert cam.frame()["answered"]
         wait_for_line(node, "frames arrive on .* again", after=mark)
     output = node.output()[mark:]
-    assert "WARN" not in output and "matched but no frame arrived" not in output, output
+    assert "likely lost in DDS transport" not in output, output  # the text of every lost-input warning
     assert len(re.findall("no frames from", output)) == 1
 
 
