@@ -469,6 +469,46 @@ def test_tracking_off_gives_ids_by_index(params_camera):
         assert ego.lateral_offset == pytest.approx(truth.ego.lateral_offset, abs=0.2)
 
 
+def test_a_wrong_mounting_pitch_is_one_warning_with_both_values(ros, params_camera, detectors):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    detector = detectors["params"]
+    mount = list(drive()[0].truth.mount)
+    wrong = [*mount[:4], mount[4] + math.radians(2.0), mount[5]]
+    assert set_parameter(ros, detector, "camera_pose", wrong)
+    try:
+        # The check needs 30 samples (one per frame with two straight ego boundaries); tracking is off here,
+        # so the drive's frames can come round again.
+        for k in range(32):
+            frame = drive()[k % FRAMES]
+            info = params_camera.camera_info_msg(frame.truth) if k == 0 else None
+            params_camera.send(frame.image, params_camera.base + 20.0 + 0.1 * k, info)
+        detector.wait_for_line("the lanes show a camera pitch of")
+        output = detector.output()
+        assert output.count("the lanes show a camera pitch of") == 1
+        line = next(line for line in output.splitlines() if "the lanes show a camera pitch of" in line)
+        assert f"camera_pose parameter gives {math.degrees(wrong[4]):.2f} deg" in line
+        estimate = float(line.split("camera pitch of ")[1].split(" deg")[0])
+        assert estimate == pytest.approx(math.degrees(mount[4]), abs=0.3)
+        name = f"{detector.name}: camera mounting"
+        status = diagnostics_status(ros, detector.name, time.time())  # the detector's own status first
+        start = time.time()
+        deadline = time.monotonic() + 10.0
+        mounting = None
+        while mounting is None and time.monotonic() < deadline:
+            for _, msg in ros.diagnostics.since(start):
+                mounting = next((s for s in msg.status if s.name == name), mounting)
+            time.sleep(0.2)
+        assert status is not None and mounting is not None and mounting.level == DiagnosticStatus.WARN
+        values = status_values(mounting)
+        assert float(values["configured pitch (deg)"]) == pytest.approx(math.degrees(wrong[4]), abs=0.01)
+        assert int(values["samples"]) >= 30
+    finally:
+        set_parameter(ros, detector, "camera_pose", mount)
+    params_camera.send(drive()[0].image, params_camera.base + 30.0)
+    detector.wait_for_line("camera pitch agrees with the lanes again")
+
+
 def test_bad_input_is_survived_and_named(ros, params_camera, detectors):
     from nav_msgs.msg import Odometry
 
