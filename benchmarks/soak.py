@@ -153,7 +153,7 @@ def run_soak(duration_s: float) -> tuple[list[Bin], str, float]:
             start = time.monotonic()
             events = [(start + fraction * duration_s, name) for fraction, name in EVENTS]
             current = 0  # the interval whose end has not been reached yet
-            frame_index = 0
+            next_frame = start
             cycling: threading.Thread | None = None
             while (now := time.monotonic()) < start + duration_s:
                 process.check_running()
@@ -171,8 +171,9 @@ def run_soak(duration_s: float) -> tuple[list[Bin], str, float]:
                 stamp = camera.publish()
                 sent[stamp] = now
                 bin_at(now).sent += 1
-                frame_index += 1
-                time.sleep(max(0.0, start + frame_index / RATE_HZ - time.monotonic()))
+                # Paced at the rate; after a pause (the camera restart) it goes on without a catch-up burst.
+                next_frame = max(next_frame + 1.0 / RATE_HZ, time.monotonic())
+                time.sleep(max(0.0, next_frame - time.monotonic()))
             if cycling is not None:
                 cycling.join()
             time.sleep(1.0)  # the last frames' answers
