@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from clrkdnet_core.backend_options import AUTO, BACKENDS
+from clrkdnet_core.backend_options import AUTO, BACKENDS, PRECISIONS
 from clrkdnet_core.errors import BackendError
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,13 @@ def choose_backend(
         bf16_flags: the CPU's native bf16 flags (default: read from /proc/cpuinfo); for tests.
 
     Raises:
-        BackendError: no installed backend runs the requested precision on this device.
+        BackendError: an unknown name, or no installed backend runs the requested precision on this device.
     """
+    if backend != AUTO and backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; available: {', '.join((AUTO, *BACKENDS))}")
+    if precision != AUTO and precision not in PRECISIONS:
+        choices = ", ".join((AUTO, *PRECISIONS))
+        raise BackendError(f"unknown precision {precision!r}; expected one of {choices}")
     if AUTO not in (backend, precision):
         return BackendChoice(backend, precision, f"{backend} {precision} as set")
     if backend == AUTO and precision == AUTO:

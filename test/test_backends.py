@@ -333,6 +333,10 @@ def test_explicit_values_are_kept_and_auto_fills_in_the_other(monkeypatch):
     monkeypatch.setattr(backend_choice, "importable", lambda name: False)
     with pytest.raises(BackendError, match="no installed backend runs precision int8 on cpu"):
         choose("cpu", precision="int8")
+    with pytest.raises(BackendError, match="unknown backend 'tpu'; available: auto, torch"):
+        choose("cpu", "tpu")
+    with pytest.raises(BackendError, match="unknown precision 'fp8'; expected one of auto, fp32"):
+        choose("cpu", precision="fp8")
 
 
 def test_the_cpu_flags_are_read_from_cpuinfo(tmp_path):
