@@ -11,6 +11,7 @@ node still runs (lanes in pixels, or the ground projection from the parameters).
 """
 
 import math
+import time
 from dataclasses import dataclass
 
 from rclpy.duration import Duration
@@ -24,6 +25,9 @@ from clrkdnet_ros import parameters
 # How long the inference thread waits for a dynamic transform at the image's stamp before it takes the latest
 # one: the camera's mounting moves little between two tf messages, the frame's latency matters more.
 TF_WAIT_S = 0.03
+# A new listener needs a moment to receive /tf_static from the publishers it discovers: a transform missing
+# this soon after it started is not reported yet (the frame's lanes stay in pixels).
+TF_STARTUP_S = 3.0
 # An optical axis more than 30 degrees above the horizon cannot see the road ahead: the frame is most likely
 # the camera's body frame (x forward, z up) instead of its optical frame (z forward, y down).
 _MAX_UPWARD_AXIS = 0.5
@@ -36,7 +40,12 @@ TF2_MISSING = (
 
 
 class PoseUnavailable(Exception):
-    """No usable camera pose for this frame; the message names the frames and the fix."""
+    """No usable camera pose for this frame; the message names the frames and the fix. ``settling``: the
+    listener has just started, the transform may still come (not worth a warning yet)."""
+
+    def __init__(self, message: str, settling: bool = False) -> None:
+        super().__init__(message)
+        self.settling = settling
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class Tf2Lookup:
         self._buffer = tf2_ros.Buffer()
         # No thread of its own: the node's executor delivers /tf and /tf_static; the inference thread reads.
         self._listener = tf2_ros.TransformListener(self._buffer, node)
+        self._started = time.monotonic()
 
     def pose(self, ground_frame: str, camera_frame: str, stamp: Time) -> CameraPose:
         """The camera's pose at ``stamp``: static transforms at once; a dynamic one waited for up to
@@ -128,7 +138,8 @@ class Tf2Lookup:
             raise PoseUnavailable(
                 f"no transform {ground_frame} <- {camera_frame} from tf2 ({type(exc).__name__}: {exc}); "
                 "publish it (robot_state_publisher, a static transform) or set camera_pose; lanes are "
-                "published in pixels only"
+                "published in pixels only",
+                settling=time.monotonic() - self._started < TF_STARTUP_S,
             ) from None
         t, q = transform.transform.translation, transform.transform.rotation
         try:

@@ -406,15 +406,18 @@ class LaneDetectorNode(LifecycleNode):
 
     def _camera_model(self, camera_frame: str, stamp: Time, width: int, height: int) -> CameraModel:
         """Intrinsics and ground projector of this frame; problems are logged (lanes then stay in pixels)."""
+        info = self._camera_info
+        camera = self._camera_models.get(info, width, height, None)
+        self._camera_problem.report(camera.problem)
+        if camera.intrinsics is None:
+            return camera  # no ground projection without camera_info: the pose does not matter yet
         try:
             pose = self._poses.pose(self.get_parameter("ground_frame_id").value, camera_frame, stamp)
             self._pose_problem.report(None)
         except PoseUnavailable as exc:
             pose = None
-            self._pose_problem.report(str(exc))
-        camera = self._camera_models.get(self._camera_info, width, height, pose)
-        self._camera_problem.report(camera.problem)
-        return camera
+            self._pose_problem.report(None if exc.settling else str(exc))
+        return self._camera_models.get(info, width, height, pose)
 
     def _perceive(
         self, lanes: list, image_size: tuple[int, int], stamp_s: float, camera: CameraModel
