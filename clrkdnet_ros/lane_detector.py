@@ -64,7 +64,7 @@ from clrkdnet_core.errors import ClrkdnetError, InputError
 from clrkdnet_core.lane_positions import EGO_LEFT, EGO_RIGHT
 from clrkdnet_core.mounting_check import MountingPitchCheck
 from clrkdnet_core.perception import FramePerception, LanePerception
-from clrkdnet_core.visualization import draw_lanes
+from clrkdnet_core.predict import draw_tracks
 from clrkdnet_core.weights import resolve_weights
 from clrkdnet_ros import dds_setup, parameters
 from clrkdnet_ros.camera_pose import CameraPoseSource, PoseUnavailable
@@ -395,7 +395,8 @@ class LaneDetectorNode(LifecycleNode):
             markers = lanes_to_markers(lane_array, camera.intrinsics, lifetime_s, centre)
             self._outputs["markers"].publish(markers)
         if debug:
-            drawn = draw_lanes(image, [lane.lane for lane in perceived.lanes])
+            # Each lane in its track's colour with its id at its base, as predict --track draws them.
+            drawn = draw_tracks(image, perceived.lanes)
             self._outputs["debug_image"].publish(bgr_to_image(drawn, msg.header))
 
         processing_ms = (time.perf_counter() - start) * 1e3
