@@ -173,16 +173,18 @@ class Condition:
         """This frame's state: the problem's message, or None when all is well."""
         now = time.monotonic()
         with self._lock:
-            started, ended = problem is not None and self.problem is None, problem is None and self.problem
+            ended = problem is None and self.problem is not None
             self.problem = problem
+            warn = False
             if problem is None:
                 self._logged_at = None
             else:
                 self.count += 1
-                log = started or self._logged_at is None or now - self._logged_at >= self._repeat_s
-                if log:
+                # _logged_at is None when the problem starts: the first frame is always logged.
+                warn = self._logged_at is None or now - self._logged_at >= self._repeat_s
+                if warn:
                     self._logged_at = now
-        if problem is not None and log:
+        if warn:
             self._warn(problem)
         elif ended and self._ended:
             self._info(self._ended)

@@ -459,3 +459,25 @@ def test_tf2_pose_static_latest_and_missing(ros_node):
         source.pose("base_link", "camera_link", Time())
     source.close()  # at deactivate: the listener goes
     assert source._tf is None and source.description == "none"
+
+
+# ---- lasting problems in the log ---------------------------------------------------------------------------
+
+
+def test_a_lasting_problem_is_logged_when_it_starts_now_and_then_and_when_it_ends():
+    from clrkdnet_ros.diagnostics import Condition
+
+    log = []
+    condition = Condition(lambda m: log.append(("warn", m)), lambda m: log.append(("info", m)), "fine again")
+    condition.report(None)
+    for frame in range(50):  # 50 frames of one problem, its details changing: one warning
+        condition.report(f"no transform (frame {frame})")
+    condition.report(None)
+    condition.report(None)
+    assert log == [("warn", "no transform (frame 0)"), ("info", "fine again")]
+    assert condition.problem is None and condition.count == 50
+    reminded = Condition(lambda m: log.append(("warn", m)), lambda m: None, repeat_s=0.0)
+    log.clear()
+    reminded.report("stale")
+    reminded.report("stale")
+    assert log == [("warn", "stale")] * 2
