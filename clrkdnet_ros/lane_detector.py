@@ -136,8 +136,9 @@ class LaneDetectorNode(LifecycleNode):
         self._camera_info_sub = None
         self._outputs: dict[str, Any] = {}
         self._previous_frame_time: float | None = None
-        # The inference thread's: the mounting check and the newest stamp it processed (and the tracker, made
-        # once the parameters are declared).
+        # The inference thread's: the perception with and without tracking (both kept, so that switching
+        # tracking back on never reuses a track id), which one runs, the mounting check, the newest stamp.
+        self._perceptions = {True: LanePerception(tracking=True), False: LanePerception(tracking=False)}
         self._mounting = MountingPitchCheck()
         self._last_stamp_s: float | None = None
         self._poses = CameraPoseSource(self)
@@ -157,7 +158,7 @@ class LaneDetectorNode(LifecycleNode):
         # Registered first so that it also checks the values given at start-up.
         self.add_on_set_parameters_callback(self._on_set_parameters)
         parameters.declare_parameters(self)
-        self._perception = LanePerception(tracking=self.get_parameter("tracking").value)
+        self._tracking = self.get_parameter("tracking").value
         # One for the node's lifetime: rclpy keeps the QoS overrides it declared for the first subscription.
         self._image_sub = ImageSubscription(
             self,
@@ -227,9 +228,15 @@ class LaneDetectorNode(LifecycleNode):
         self._release()
         return super().on_shutdown(state)
 
+    def destroy_node(self) -> None:
+        """Close the tf2 listener first: its subscriptions would otherwise be destroyed behind its back."""
+        self._poses.close()
+        super().destroy_node()
+
     def _reset_tracking(self) -> None:
         """Forget the tracks, odometry and stamps (the inference thread is stopped when this runs)."""
-        self._perception.reset()
+        for perception in self._perceptions.values():
+            perception.reset()
         self._odometry.reset()
         self._last_stamp_s = None
 
@@ -425,21 +432,23 @@ class LaneDetectorNode(LifecycleNode):
     ) -> FramePerception:
         """Tracks (or per-frame lanes) and the ego lane's state of this frame."""
         tracking = self.get_parameter("tracking").value
-        if tracking != self._perception.tracking:
-            self._perception = LanePerception(tracking=tracking)
+        perception = self._perceptions[tracking]
+        if tracking != self._tracking:
+            self._tracking = tracking
+            perception.reset()  # tracks of before the switch are stale; ids still never come back
             self.get_logger().info(f"tracking {'on' if tracking else 'off'}: lanes start afresh")
         if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
             self.get_logger().info(
                 f"image stamps went back by {self._last_stamp_s - stamp_s:.3f} s (a bag started again?): "
                 "lane tracks, odometry and tf2's buffer start afresh"
             )
-            self._perception.reset()
+            perception.reset()
             self._odometry.reset()
             self._poses.time_jumped_back()
         self._last_stamp_s = stamp_s
         motion, problem = self._odometry.motion_at(stamp_s)
         self._odometry_problem.report(problem)
-        return self._perception.update(lanes, image_size, stamp_s, camera.projector, motion)
+        return perception.update(lanes, image_size, stamp_s, camera.projector, motion)
 
     def _check_mounting(self, perceived: FramePerception, camera: CameraModel) -> None:
         """Feed this frame's measured ego boundaries to the pitch check; warn while it disagrees."""

@@ -475,6 +475,29 @@ def test_tracking_off_gives_ids_by_index(params_camera):
         assert ego.lateral_offset == pytest.approx(truth.ego.lateral_offset, abs=0.2)
 
 
+def test_tracking_switched_on_at_run_time_never_reuses_an_id(ros, params_camera, detectors):
+    detector = detectors["params"]
+
+    def tracked_ids(start_s: float) -> set[int]:
+        for k in range(4):  # tracks are confirmed in their third frame
+            lanes, _ = params_camera.send_drive_frame(2 + k, start_s)
+        assert lanes.lanes and all(lane.id >= 1 for lane in lanes.lanes)
+        return {lane.id for lane in lanes.lanes}
+
+    assert set_parameter(ros, detector, "tracking", True)
+    try:
+        first = tracked_ids(5.0)
+        assert set_parameter(ros, detector, "tracking", False)
+        lanes, _ = params_camera.send_drive_frame(2, 6.0)
+        assert [lane.id for lane in lanes.lanes] == list(range(len(lanes.lanes)))
+        assert set_parameter(ros, detector, "tracking", True)
+        second = tracked_ids(7.0)
+        assert min(second) > max(first)
+    finally:
+        set_parameter(ros, detector, "tracking", False)
+    detector.wait_for_line("tracking on: lanes start afresh")
+
+
 def test_a_wrong_mounting_pitch_is_one_warning_with_both_values(ros, params_camera, detectors):
     from diagnostic_msgs.msg import DiagnosticStatus
 
