@@ -4,11 +4,11 @@
         image_topic:=/front_camera/image_raw camera_info_topic:=/front_camera/camera_info rviz:=true
 
 Parameters come from ``params_file`` (default: the package's config/lane_detect.yaml); the preset, weights,
-device, image_transport, tracking, ground_frame_id, dds_profile and use_sim_time arguments override it. The
-camera's pose comes from tf2 (ground_frame_id <- the image's frame_id, e.g. from robot_state_publisher) unless
-the params file sets camera_pose or camera_height. Use ``namespace:=front`` to run
-one detector per camera (topics become /front/lanes, /front/lane_markers, ...); RViz then runs in the same
-namespace.
+device, image_transport, tracking, ground_frame_id, camera_pose, dds_profile and use_sim_time arguments
+override it. The camera's pose comes from tf2 (ground_frame_id <- the image's frame_id, e.g. from
+robot_state_publisher) unless camera_pose or the params file's camera_height sets it. Use
+``namespace:=front`` to run one detector per camera (topics become /front/lanes, /front/lane_markers, ...);
+RViz then runs in the same namespace.
 Without the ground projection the markers are in the camera's frame: pass ``rviz_fixed_frame:=<camera
 frame_id>`` when no TF links it to base_link.
 """
@@ -51,6 +51,12 @@ def generate_launch_description() -> LaunchDescription:
             default_value="base_link",
             description="Ground frame on the road (x forward, y left, z up) of ground points and ego_lane; "
             "tf2 gives the camera's pose in it unless the params file sets camera_pose or camera_height",
+        ),
+        DeclareLaunchArgument(
+            "camera_pose",
+            default_value="[]",
+            description="Camera body pose in ground_frame_id [x, y, z, roll, pitch, yaw] (m, rad; REP-103, "
+            "pitch > 0 looks down); [] (default): camera_height/camera_pitch from the params file, else tf2",
         ),
         DeclareLaunchArgument(
             "image_transport",
@@ -129,6 +135,9 @@ def generate_launch_description() -> LaunchDescription:
                 "image_transport": ParameterValue(LaunchConfiguration("image_transport"), value_type=str),
                 "tracking": ParameterValue(LaunchConfiguration("tracking"), value_type=bool),
                 "ground_frame_id": ParameterValue(LaunchConfiguration("ground_frame_id"), value_type=str),
+                # [] leaves the parameter unset (rcl ignores an empty list), so the params file's pose or tf2
+                # applies.
+                "camera_pose": ParameterValue(LaunchConfiguration("camera_pose"), value_type=list[float]),
                 "dds_profile": ParameterValue(LaunchConfiguration("dds_profile"), value_type=bool),
                 "use_sim_time": use_sim_time,
             },

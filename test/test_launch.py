@@ -162,6 +162,7 @@ def test_every_free_launch_argument_reaches_a_node(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(PARAMS_FILE.read_text())
     values = {name: f"marker_{name}" for name in declared} | {"params_file": str(params_file), "rviz": "true"}
+    values["camera_pose"] = "[0.125, 0.0, 1.5, 0.0, 0.0625, 0.0]"  # typed: a marker that is a pose
     nodes = _evaluate(**values)
     seen = " ".join(
         f"{node.namespace} {node.remappings} {node.overrides} {node.arguments} {node.params_files}"
@@ -199,6 +200,11 @@ def test_typed_overrides_keep_their_types():
     """A numeric-looking weights name stays a string; an empty one too (the node then names the problem)."""
     assert _evaluate(weights="2024")["clrkdnet_ros"].overrides["weights"] == "2024"
     assert _evaluate()["clrkdnet_ros"].overrides["weights"] == ""
+    # camera_pose: [] by default, which leaves the parameter unset (tf2 or camera_height give the pose).
+    assert _evaluate()["clrkdnet_ros"].overrides["camera_pose"] == []
+    pose = _evaluate(camera_pose="[1.2, 0.0, 1.5, 0.0, 0.05, 0.0]")["clrkdnet_ros"].overrides["camera_pose"]
+    assert pose == [1.2, 0.0, 1.5, 0.0, 0.05, 0.0]
+    assert _evaluate(tracking="false")["clrkdnet_ros"].overrides["tracking"] is False
 
 
 @needs_launch
