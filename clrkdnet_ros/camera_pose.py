@@ -214,8 +214,10 @@ class CameraPoseSource:
     def description(self) -> str:
         """The current source in a few words (diagnostics)."""
         if self._parameters is not None and self._parameters.define_pose:
-            return "camera_pose parameter" if self._parameters.camera_pose is not None else "camera_height"
-        return "tf2" if self._tf is not None else "none"
+            if self._parameters.camera_pose is not None:
+                return "camera_pose parameter"
+            return "camera_height/camera_pitch parameters"
+        return "tf2 transform" if self._tf is not None else "none"
 
     def pose(self, ground_frame: str, camera_frame: str, stamp: Time) -> CameraPose | None:
         """The pose for one frame; None without a source. Raises :class:`PoseUnavailable` (tf2)."""

@@ -61,6 +61,7 @@ from visualization_msgs.msg import MarkerArray
 from clrkdnet_core.cli import run_cli
 from clrkdnet_core.config import load_preset
 from clrkdnet_core.errors import ClrkdnetError, InputError
+from clrkdnet_core.lane import Lane
 from clrkdnet_core.lane_positions import EGO_LEFT, EGO_RIGHT
 from clrkdnet_core.mounting_check import MountingPitchCheck
 from clrkdnet_core.perception import FramePerception, LanePerception
@@ -377,7 +378,7 @@ class LaneDetectorNode(LifecycleNode):
         width, height = frame.size
         stamp = Time.from_msg(msg.header.stamp)
         ground_frame = self.get_parameter("ground_frame_id").value
-        camera = self._camera_model(msg.header.frame_id, stamp, width, height)
+        camera = self._camera_model(ground_frame, msg.header.frame_id, stamp, width, height)
         perceived = self._perceive(lanes, (width, height), stamp.nanoseconds * 1e-9, camera)
         lane_array = frame_to_msg(
             perceived, msg.header, width, height, ground_frame if camera.projector is not None else ""
@@ -412,7 +413,9 @@ class LaneDetectorNode(LifecycleNode):
         self._outputs["pipeline_latency"].publish(Float64(data=latency_ms))
         self._stats.frame_processed(processing_ms, latency_ms)
 
-    def _camera_model(self, camera_frame: str, stamp: Time, width: int, height: int) -> CameraModel:
+    def _camera_model(
+        self, ground_frame: str, camera_frame: str, stamp: Time, width: int, height: int
+    ) -> CameraModel:
         """Intrinsics and ground projector of this frame; problems are logged (lanes then stay in pixels)."""
         info = self._camera_info
         camera = self._camera_models.get(info, width, height, None)
@@ -420,7 +423,7 @@ class LaneDetectorNode(LifecycleNode):
         if camera.intrinsics is None:
             return camera  # no ground projection without camera_info: the pose does not matter yet
         try:
-            pose = self._poses.pose(self.get_parameter("ground_frame_id").value, camera_frame, stamp)
+            pose = self._poses.pose(ground_frame, camera_frame, stamp)
             self._pose_problem.report(None)
         except PoseUnavailable as exc:
             pose = None
@@ -428,7 +431,7 @@ class LaneDetectorNode(LifecycleNode):
         return self._camera_models.get(info, width, height, pose)
 
     def _perceive(
-        self, lanes: list, image_size: tuple[int, int], stamp_s: float, camera: CameraModel
+        self, lanes: list[Lane], image_size: tuple[int, int], stamp_s: float, camera: CameraModel
     ) -> FramePerception:
         """Tracks (or per-frame lanes) and the ego lane's state of this frame."""
         tracking = self.get_parameter("tracking").value

@@ -393,7 +393,7 @@ def test_pose_parameters_are_read_for_every_frame_and_tf2_is_not_consulted(ros_n
     source = CameraPoseSource(node)
     line = source.open()
     assert line.startswith("camera pose: from camera_height 1.400 m")
-    assert source.description == "camera_height"
+    assert source.description == "camera_height/camera_pitch parameters"
     assert source._tf is None  # no listener: tf2 is not consulted
     assert source.pose("base_link", "cam", Time()).translation[2] == pytest.approx(1.4)
     # A run-time change applies to the next frame (the executor's follow() only reports it).

@@ -453,7 +453,7 @@ def test_diagnostics_show_the_pose_source_and_the_mounting_check(ros, tracked_dr
     values = status_values(status)
     mount_pitch = math.degrees(drive()[0].truth.mount[4])
     assert float(values["configured pitch (deg)"]) == pytest.approx(mount_pitch, abs=0.01)
-    assert values["pose source"] == "tf2" and int(values["samples"]) >= 0
+    assert values["pose source"] == "tf2 transform" and int(values["samples"]) >= 0
 
 
 # ---- parameter node: tracking off, bad input ---------------------------------------------------------------
