@@ -287,3 +287,20 @@ def test_the_plans_runs():
     assert len(planned_runs(CONVERGED)) == 10 and CONVERGED.epochs >= 8 and CONVERGED.test_images == 1000
     assert {run.variant.slug for run in beyond_runs(CONVERGED)} == {"kd_lane"}
     assert len(planned_runs(kd_study.SHORT)) == 12 and len(VARIANTS) == 7
+
+
+@pytest.mark.slow
+def test_the_step_profile_times_every_variant_and_the_distilled_steps_phases(tmp_path):
+    study = Study(QUICK, tmp_path, CPU, 0, RANDOM_INIT)
+    table = kd_study.profile_step(study, QUICK, rounds=1)
+    for row in (
+        "| load batch | full-size decode |",
+        "| load batch | decode cache |",
+        "| teacher forward | bf16 autocast, channels-last |",
+        "| teacher forward | fp32, inference_mode |",
+        "| step | distilled, teacher fp32 |",
+        "| distilled step, by phase | teacher forward |",
+        "| distilled step, by phase | backward |",
+    ):
+        assert row in table
+    assert "AMD" in table or "cpu: " in table

@@ -62,6 +62,7 @@ from clrkdnet_core.hashing import file_sha256
 from clrkdnet_core.metrics.culane import MF1_THRESHOLDS
 from clrkdnet_core.models import build_model
 from training.data import (
+    Batch,
     CachedDecodeDataset,
     ReducedImageCache,
     SeededAugmentation,
@@ -69,7 +70,7 @@ from training.data import (
     build_train_dataset,
     collate,
 )
-from training.distillation import DistillationWeights
+from training.distillation import DistillationWeights, distillation_losses
 from training.kd_study_report import (
     RunScores,
     closes_half,
@@ -196,6 +197,12 @@ CONVERGED = dataclasses.replace(
     beyond=("kd_lane",),
     scored_epochs=3,
     decode_cache=True,
+    # Measured side by side (--profile-step, 2-core EPYC under load): the bfloat16 teacher forward (as the
+    # student's autocast gives it) 0.3-0.6x of float32 in 3 of 4 runs, its outputs within the 3 % tested in
+    # test_train.py; channels-last 0.75-0.78x in float32 and a paired median 0.85x in bfloat16; the decode
+    # cache 0.3-0.7x of a full-size decode per batch, samples identical. inference_mode was no faster than
+    # no_grad (0.93-1.39x): not taken.
+    teacher_channels_last=True,
 )
 FULL = CONVERGED
 QUICK = dataclasses.replace(
@@ -207,6 +214,9 @@ QUICK = dataclasses.replace(
     batch_size=2,
     seeds=(0,),
     log_every=1,
+)
+QUICK_SHORT = dataclasses.replace(
+    SHORT, name="quick_short", train_images=2, test_images=2, epochs=1, batch_size=2, seeds=(0,), log_every=1
 )
 PLANS = {"converged": CONVERGED, "short": SHORT}
 
@@ -695,24 +705,73 @@ def profile_step(study: Study, plan: Plan, rounds: int) -> str:
         for call in variants.values():  # warm-up: allocator, oneDNN kernels, the cache's first read
             call()
         times: dict[str, list[float]] = {name: [] for name in variants}
+        distilled = trainers["step: distilled, teacher like the student (amp)"]
         for _ in range(rounds):
             for name, call in variants.items():
                 times[name].append(_timed(call))
+            for phase, seconds in step_phases(distilled, batch).items():
+                times.setdefault(f"distilled step, by phase: {phase}", []).append(seconds)
     medians = {name: statistics.median(values) for name, values in times.items()}
     lines = [
         f"{rounds} interleaved rounds, batch {plan.batch_size}, {plan.img_w} x {plan.img_h}, student amp "
         f"{plan.amp}, on {device_name(study.device)}; untrained networks (step time does not depend on the "
         "weights)",
         "",
-        "| part | variant | median ms | vs first of its part |",
+        "| part | variant | median ms | vs the part's first (phases: share of their sum) |",
         "|---|---|---|---|",
     ]
     firsts: dict[str, float] = {}
+    phases = sum(median for name, median in medians.items() if name.startswith("distilled step, by"))
     for name, median in medians.items():
         part, variant = name.split(": ", 1)
         base = firsts.setdefault(part, median)
-        lines.append(f"| {part} | {variant} | {median * 1000:.0f} | {median / base:.2f} |")
+        # the phases of one step are shares of their sum, the variants ratios to the part's first
+        ratio = (
+            f"{median / phases:.0%} of the step"
+            if part.startswith("distilled step, by")
+            else f"{median / base:.2f}"
+        )
+        lines.append(f"| {part} | {variant} | {median * 1000:.0f} | {ratio} |")
     return "\n".join(lines)
+
+
+def step_phases(trainer: Trainer, batch: Batch) -> dict[str, float]:
+    """Seconds of each phase of one :meth:`Trainer.train_step` on ``batch`` (the same calls, timed apart;
+    LR schedule and EMA left out): where a distilled step's time goes."""
+    times: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        times[name] = now - clock
+        clock = now
+
+    images = batch.images.to(trainer.device)
+    targets, seg = batch.targets.to(trainer.device), batch.seg.to(trainer.device)
+    trainer.model.train()
+    lap("inputs to the device")
+    with torch.autocast(trainer.device.type, enabled=trainer.settings.amp):
+        output = trainer.forward(images)
+        lap("student forward")
+        losses = trainer.criterion(output, targets, seg)
+        lap("task loss (assignment, focal, LineIoU, seg)")
+        if trainer.teacher is not None:
+            teacher_output = trainer.teacher_outputs(images)
+            lap("teacher forward")
+            criterion = trainer.criterion
+            geometry = (criterion.img_w, criterion.img_h, criterion.ori_w)
+            weights = trainer.distill_weights
+            losses.update(distillation_losses(output, teacher_output, weights, targets, geometry))
+            lap("distillation terms")
+    total = losses["loss"] + sum(value for key, value in losses.items() if key.startswith("distill_"))
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.scaler.scale(total).backward()
+    lap("backward")
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    lap("AdamW step")
+    return times
 
 
 def claim_folder(out: Path, plan: Plan) -> None:
@@ -782,20 +841,7 @@ def _parser() -> argparse.ArgumentParser:
 def _resolve_plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     plan = PLANS[args.plan]
     if args.quick:
-        return (
-            QUICK
-            if args.plan == "converged"
-            else dataclasses.replace(
-                SHORT,
-                name="quick_short",
-                train_images=2,
-                test_images=2,
-                epochs=1,
-                batch_size=2,
-                seeds=(0,),
-                log_every=1,
-            )
-        )
+        return QUICK if args.plan == "converged" else QUICK_SHORT
     if args.epochs is not None:
         if plan.converged_plan and args.epochs < 3:
             parser.error("--epochs: the converged plan needs at least 3 (F1@50 is compared two epochs back)")
