@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clrkdnet_msgs.msg import Lane, LaneArray
+from clrkdnet_msgs.msg import EgoLane, Lane, LaneArray
 
 MSG_DIR = Path(__file__).resolve().parent.parent / "msg" / "msg"
 
@@ -37,7 +37,9 @@ SUBSCRIBER = textwrap.dedent(
         "size": [msg.image_width, msg.image_height],
         "ground_frame_id": msg.ground_frame_id,
         "lanes": [{
-            "id": lane.id, "score": lane.score, "position": lane.position, "type": lane.type,
+            "id": lane.id, "age": lane.age, "measured": lane.measured,
+            "existence_probability": lane.existence_probability,
+            "score": lane.score, "position": lane.position, "type": lane.type,
             "u": list(lane.u), "v": list(lane.v),
             "ground_points": [[p.x, p.y, p.z] for p in lane.ground_points],
             "ground_poly": [float(c) for c in lane.ground_poly],
@@ -57,7 +59,15 @@ def make_lane_array() -> LaneArray:
     msg.header.frame_id = "camera_optical"
     msg.image_width, msg.image_height = 1640, 590
     msg.ground_frame_id = "base_link"
-    ego_left = Lane(id=0, score=0.875, position=Lane.EGO_LEFT, type=Lane.TYPE_UNKNOWN)
+    ego_left = Lane(
+        id=7,
+        age=42,
+        measured=False,
+        existence_probability=0.9375,
+        score=0.875,
+        position=Lane.EGO_LEFT,
+        type=Lane.TYPE_UNKNOWN,
+    )
     ego_left.u = np.linspace(400.0, 700.0, 30, dtype=np.float32)
     ego_left.v = np.linspace(589.0, 270.0, 30, dtype=np.float32)
     ego_left.ground_points = [Point32(x=float(x), y=1.75, z=0.0) for x in range(5, 10)]
@@ -79,7 +89,7 @@ def test_constants_match_the_interface_design():
     assert len({Lane.TYPE_UNKNOWN, Lane.TYPE_SOLID, Lane.TYPE_DASHED, Lane.TYPE_DOUBLE, Lane.TYPE_CURB}) == 5
 
 
-@pytest.mark.parametrize("name", ["Lane.msg", "LaneArray.msg"])
+@pytest.mark.parametrize("name", ["Lane.msg", "LaneArray.msg", "EgoLane.msg"])
 def test_every_field_and_constant_is_documented(name):
     """Each field or constant belongs to a block (no blank line between) that starts with a comment."""
     documented = False
@@ -91,6 +101,40 @@ def test_every_field_and_constant_is_documented(name):
             documented = True
         else:
             assert documented, f"{name}: '{stripped}' has no comment above it"
+
+
+def make_ego_lane() -> EgoLane:
+    msg = EgoLane(valid=True, lateral_offset=0.25, heading=-0.01, curvature=0.002, width=3.5)
+    msg.header.stamp.sec, msg.header.frame_id = 1700000000, "base_link"
+    msg.left_distance, msg.right_distance = 2.0, 1.5
+    msg.left_time_to_crossing, msg.right_time_to_crossing = math.inf, 3.25  # inf: not approaching
+    msg.lateral_velocity = -0.5
+    msg.left_id, msg.right_id = 7, EgoLane.NO_TRACK
+    msg.left_source, msg.right_source = EgoLane.SOURCE_MEASURED, EgoLane.SOURCE_RECONSTRUCTED
+    msg.lane_change = EgoLane.LANE_CHANGE_RIGHT
+    msg.confidence, msg.curvature_rate, msg.width_variance = 0.625, math.nan, 0.01
+    return msg
+
+
+def test_ego_lane_constants():
+    assert (EgoLane.LANE_CHANGE_NONE, EgoLane.LANE_CHANGE_LEFT, EgoLane.LANE_CHANGE_RIGHT) == (0, 1, -1)
+    assert (EgoLane.SOURCE_NONE, EgoLane.SOURCE_MEASURED, EgoLane.SOURCE_PREDICTED) == (0, 1, 2)
+    assert (EgoLane.SOURCE_RECONSTRUCTED, EgoLane.NO_TRACK) == (3, 0)
+
+
+def test_ego_lane_round_trip_through_rclpy_and_rosbags():
+    from rclpy.serialization import deserialize_message, serialize_message
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    msg = make_ego_lane()
+    back = deserialize_message(serialize_message(msg), EgoLane)
+    assert back.header == msg.header and back.left_time_to_crossing == math.inf
+    assert math.isnan(back.curvature_rate) and back.lane_change == EgoLane.LANE_CHANGE_RIGHT
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    typestore.register(get_types_from_msg((MSG_DIR / "EgoLane.msg").read_text(), "clrkdnet_msgs/msg/EgoLane"))
+    decoded = typestore.deserialize_cdr(serialize_message(msg), "clrkdnet_msgs/msg/EgoLane")
+    assert (decoded.left_id, decoded.right_source, decoded.valid) == (7, EgoLane.SOURCE_RECONSTRUCTED, True)
+    assert decoded.width == pytest.approx(3.5) and decoded.right_time_to_crossing == pytest.approx(3.25)
 
 
 def test_arrays_fill_from_numpy():
@@ -110,6 +154,8 @@ def test_serialization_round_trip():
     msg = make_lane_array()
     back = deserialize_message(serialize_message(msg), LaneArray)
     assert back.header == msg.header
+    assert (back.lanes[0].id, back.lanes[0].age, back.lanes[0].measured) == (7, 42, False)
+    assert back.lanes[0].existence_probability == 0.9375
     assert back.lanes[0].u == msg.lanes[0].u
     assert back.lanes[0].ground_points == msg.lanes[0].ground_points
     assert np.isnan(back.lanes[1].ground_poly).all()
@@ -176,7 +222,8 @@ def test_publish_subscribe_between_processes(ros_node):
     assert got["size"] == [1640, 590]
     assert got["ground_frame_id"] == "base_link"
     left, right = got["lanes"]
-    assert (left["id"], left["position"], left["type"]) == (0, Lane.EGO_LEFT, Lane.TYPE_UNKNOWN)
+    assert (left["id"], left["position"], left["type"]) == (7, Lane.EGO_LEFT, Lane.TYPE_UNKNOWN)
+    assert (left["age"], left["measured"], left["existence_probability"]) == (42, False, 0.9375)
     assert left["score"] == pytest.approx(0.875)
     np.testing.assert_array_equal(np.float32(left["u"]), np.frombuffer(msg.lanes[0].u, dtype=np.float32))
     np.testing.assert_array_equal(np.float32(left["v"]), np.frombuffer(msg.lanes[0].v, dtype=np.float32))
