@@ -25,6 +25,9 @@ from clrkdnet_ros import parameters
 # How long the inference thread waits for a dynamic transform at the image's stamp before it takes the latest
 # one: the camera's mounting moves little between two tf messages, the frame's latency matters more.
 TF_WAIT_S = 0.03
+# A moving mount's newest transform older than this (s) than the image no longer says where the camera is
+# (its publisher stopped, or the clocks differ).
+TF_MAX_AGE_S = 1.0
 # A new listener needs a moment to receive /tf_static from the publishers it discovers: a transform missing
 # this soon after it started is not reported yet (the frame's lanes stay in pixels).
 TF_STARTUP_S = 3.0
@@ -122,7 +125,8 @@ class Tf2Lookup:
 
     def pose(self, ground_frame: str, camera_frame: str, stamp: Time) -> CameraPose:
         """The camera's pose at ``stamp``: static transforms at once; a dynamic one waited for up to
-        :data:`TF_WAIT_S`, then the latest. Raises :class:`PoseUnavailable`."""
+        :data:`TF_WAIT_S`, then the latest unless it is :data:`TF_MAX_AGE_S` older than the image. Raises
+        :class:`PoseUnavailable`."""
         tf2 = self._tf2
         try:
             try:
@@ -134,6 +138,13 @@ class Tf2Lookup:
                     )
                 except tf2.ExtrapolationException:
                     transform = self._buffer.lookup_transform(ground_frame, camera_frame, Time())
+                    age_s = (stamp.nanoseconds - Time.from_msg(transform.header.stamp).nanoseconds) * 1e-9
+                    if age_s > TF_MAX_AGE_S:
+                        raise PoseUnavailable(
+                            f"the newest transform {ground_frame} <- {camera_frame} is {age_s:.2f} s older "
+                            "than the image (has its publisher stopped? do tf and the camera stamp with one "
+                            "clock?); lanes are published in pixels only"
+                        ) from None
         except tf2.TransformException as exc:
             raise PoseUnavailable(
                 f"no transform {ground_frame} <- {camera_frame} from tf2 ({type(exc).__name__}: {exc}); "

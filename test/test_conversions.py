@@ -446,11 +446,14 @@ def test_tf2_pose_static_latest_and_missing(ros_node):
     pose = source.pose("base_link", "cam", Time(seconds=1234.5))  # static: any stamp
     np.testing.assert_allclose(pose.rotation, mount.rotation, atol=1e-9)
     np.testing.assert_allclose(pose.translation, mount.translation, atol=1e-9)
-    # A moving mount whose transform is older than the image: after a short wait, the latest one.
+    # A moving mount whose transform is a little older than the image: after a short wait, the latest one.
     buffer.set_transform(_optical_transform("base_link", "moving", mount, stamp_s=100.0), "test")
     start = time.monotonic()
-    assert source.pose("base_link", "moving", Time(seconds=200.0)).translation[2] == pytest.approx(1.45)
+    assert source.pose("base_link", "moving", Time(seconds=100.5)).translation[2] == pytest.approx(1.45)
     assert time.monotonic() - start < 0.5
+    # Much older: it no longer says where the camera is.
+    with pytest.raises(PoseUnavailable, match=r"base_link <- moving is 99.50 s older than the image"):
+        source.pose("base_link", "moving", Time(seconds=199.5))
     with pytest.raises(PoseUnavailable, match="no transform base_link <- nowhere from tf2"):
         source.pose("base_link", "nowhere", Time(seconds=1.0))
     looking_up = CameraPose.from_transform((0.0, 0.0, 1.5), (0.0, 0.0, 0.0, 1.0))
