@@ -400,6 +400,14 @@ class Study:
             distill_lane_weight=lane,
         )
 
+    def ensure_data(self) -> None:
+        """Generate the plan's split once (seed 0: the same images on every machine), only when a run is
+        trained: a study whose runs all have result files needs no data."""
+        if not (self.data_root / "list" / "test.txt").is_file():
+            plan = self.plan
+            split = (plan.train_images, 0, plan.test_images)  # counts work as fractions: exact split sizes
+            generate_dataset(self.data_root, "culane", plan.train_images + plan.test_images, 0, split=split)
+
     def train_set(self, preset: Preset) -> LaneDataset:
         """The training split, shared by teacher and students (same geometry), decode-cached per the plan."""
         if self._train_set is None:
@@ -471,6 +479,7 @@ class Study:
         """Train ``run`` epoch by epoch to the end of the schedule, scoring the held-out split at the end of
         each of the last ``scored_epochs`` epochs; its folder's progress file makes this resumable."""
         plan, folder = self.plan, self.out / run.folder
+        self.ensure_data()
         teacher_sha = ""
         teacher = None
         if run.distilled:
@@ -931,9 +940,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     claim_folder(args.out, plan)  # not before: an estimate must not tie the folder to a plan
     claim_folder(results_dir, plan)
-    if not (study.data_root / "list" / "test.txt").is_file():
-        split = (plan.train_images, 0, plan.test_images)  # counts work as fractions: exact split sizes
-        generate_dataset(study.data_root, "culane", plan.train_images + plan.test_images, 0, split=split)
     runs = planned_runs(plan)
     for run in tqdm(runs, desc="kd study", unit="run", dynamic_ncols=True):
         results[run.folder] = study.run(run)
