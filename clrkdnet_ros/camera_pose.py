@@ -25,8 +25,8 @@ from clrkdnet_ros import parameters
 # How long the inference thread waits for a dynamic transform at the image's stamp before it takes the latest
 # one: the camera's mounting moves little between two tf messages, the frame's latency matters more.
 TF_WAIT_S = 0.03
-# A moving mount's newest transform older than this (s) than the image no longer says where the camera is
-# (its publisher stopped, or the clocks differ).
+# A moving mount's newest transform this many seconds older than the image no longer says where the camera
+# is (its publisher stopped, or the clocks differ).
 TF_MAX_AGE_S = 1.0
 # A new listener needs a moment to receive /tf_static from the publishers it discovers: a transform missing
 # this soon after it started is not reported yet (the frame's lanes stay in pixels).
