@@ -13,6 +13,7 @@ node still runs (lanes in pixels, or the ground projection from the parameters).
 import math
 import time
 from dataclasses import dataclass
+from functools import cache
 
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -40,6 +41,17 @@ TF2_MISSING = (
     "camera_pose:=[x, y, z, roll, pitch, yaw] (or camera_height and camera_pitch) for the ground projection, "
     "or install tf2_ros (make setup builds it from ../shared/ros2_tf); lanes are published in pixels only"
 )
+
+
+@cache
+def tf2_available() -> bool:
+    """Whether ``tf2_ros`` and ``tf2_msgs`` import here (installed, and their libraries load)."""
+    try:
+        import tf2_msgs.msg  # noqa: F401
+        import tf2_ros  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
 
 
 class PoseUnavailable(Exception):

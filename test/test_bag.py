@@ -752,8 +752,6 @@ def test_static_chain_composes_the_bag_transforms_to_their_root():
 def test_replay_gives_the_node_the_bag_pose_as_a_parameter_without_tf2(drive_bag, monkeypatch, capsys):
     """tf2_ros importable: the node finds the pose on the latched /tf_static, only ground_frame_id is set;
     not importable: the bag's static transform becomes camera_pose (one INFO line says so)."""
-    import importlib.util
-
     from clrkdnet_core.camera_model import CameraPose
     from clrkdnet_ros.bag import replay
     from clrkdnet_ros.bag.evaluate import bag_camera
@@ -761,15 +759,12 @@ def test_replay_gives_the_node_the_bag_pose_as_a_parameter_without_tf2(drive_bag
     with LaneBag(drive_bag) as bag:
         camera = bag_camera(bag)
     topics = ("/camera/image_raw/compressed", "/camera/camera_info")
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tf2_ros" else None)
+    monkeypatch.setattr(replay, "tf2_available", lambda: True)
     with_tf2 = replay.node_command("p", Path("w.pth"), "cpu", *topics, camera=camera)
     assert "ground_frame_id:=base_link" in with_tf2 and not any("camera_pose" in a for a in with_tf2)
     assert capsys.readouterr().out == ""
 
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "tf2_ros" else find_spec(name, *a)
-    )
+    monkeypatch.setattr(replay, "tf2_available", lambda: False)
     without = replay.node_command("p", Path("w.pth"), "cpu", *topics, camera=camera)
     (pose_arg,) = [a for a in without if a.startswith("camera_pose:=")]
     values = json.loads(pose_arg.removeprefix("camera_pose:="))

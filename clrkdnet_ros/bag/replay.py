@@ -10,7 +10,6 @@ they agree with an offline evaluation of those frames; with tracking on (its def
 tracks, and F1 scores those. Latency here is end to end: publishing the image to receiving its lanes.
 """
 
-import importlib.util
 import shlex
 import threading
 import time
@@ -24,13 +23,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from tf2_msgs.msg import TFMessage
 from tqdm import tqdm
 
 from clrkdnet_core.errors import ClrkdnetError
 from clrkdnet_ros.bag.bagfile import BagFrame, LaneBag, lane_array_to_lanes
 from clrkdnet_ros.bag.evaluate import BagCamera, FrameOutput, Scorer
 from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, ODOMETRY
+from clrkdnet_ros.camera_pose import tf2_available
 from clrkdnet_ros.node_process import NodeProcess, NodeProcessError, lane_detector_command, wait_until
 
 _MSG_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage, CAMERA_INFO: CameraInfo, ODOMETRY: Odometry}
@@ -77,7 +76,7 @@ def node_command(
         args += ["-r", f"camera_info:={camera_info_topic}"]
     if camera is not None and camera.pose is not None:
         args += ["-p", f"ground_frame_id:={camera.ground_frame}"]
-        if importlib.util.find_spec("tf2_ros") is None:
+        if not tf2_available():
             values = [*camera.pose.translation, *camera.pose.body_rpy()]
             pose = "[" + ",".join(f"{value:.9f}" for value in values) + "]"  # always a YAML float
             print(
@@ -191,7 +190,10 @@ def _play(bag, node: Node, publishers, process: NodeProcess | None, lanes_topic,
     """Latch the static transforms, wait for the node, then publish every image, camera info and odometry on
     time; returns {stamp: publish time}."""
     static = bag.static_transforms_message()
-    if static is not None:
+    # Without tf2 the node gets the pose as a parameter (node_command), and tf2_msgs may not exist here.
+    if static is not None and tf2_available():
+        from tf2_msgs.msg import TFMessage
+
         # Kept in ``publishers`` so that it lives (and stays latched) until the replay ends.
         publishers["/tf_static"] = node.create_publisher(TFMessage, "/tf_static", _LATCHED)
         publishers["/tf_static"].publish(static)
