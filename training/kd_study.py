@@ -577,12 +577,14 @@ def _timed(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def step_seconds(study: Study, full: Plan, steps: int = 2) -> dict[str, float]:
+def step_seconds(study: Study, full: Plan, steps: int = 2) -> tuple[dict[str, float], dict[str, float]]:
     """Measured time of one training step of ``full`` (its batch size, input, precision and teacher
     options) for the teacher, the plain and the distilled student, of one evaluation batch of 8, and of
     loading one batch (decode + augmentation, one process): throwaway trainers (an untrained teacher) on a
-    few images, one warm-up step each."""
-    timings = {}
+    few images, one warm-up each, then ``steps`` rounds of one of each, interleaved. Returns the medians and
+    the fastest of the rounds: on a shared machine the median says what its load gives, the fastest what
+    the machine gives when otherwise idle."""
+    times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="kd_study_timing_") as tmp:
         generate_dataset(Path(tmp) / "data", "culane", full.batch_size, 0, split=(1, 0, 0), progress=False)
         probe = dataclasses.replace(
@@ -590,25 +592,30 @@ def step_seconds(study: Study, full: Plan, steps: int = 2) -> dict[str, float]:
         )
         probe._train_set = None
         train_set = probe.train_set(study_preset(STUDENT, full))
-        probe.data_root.mkdir(exist_ok=True)
         teacher = build_model(study_preset(TEACHER, full)).to(study.device).eval().requires_grad_(False)
         kinds = {"teacher": (None, None), "plain": (PLAIN, None), "distilled": (KD_PAPER, teacher)}
         samples = SeededAugmentation(train_set, 0)
-        samples.set_epoch(0)
-        collate([samples[i] for i in range(full.batch_size)])  # fills the decode cache
-        samples.set_epoch(1)
-        timings["loading"] = _timed(lambda: collate([samples[i] for i in range(full.batch_size)]))
+        batch = collate([samples[i] for i in range(full.batch_size)])  # fills the decode cache
+        calls: dict[str, Callable[[], object]] = {
+            "loading": lambda: collate([samples[i] for i in range(full.batch_size)])
+        }
         for kind, (variant, frozen) in kinds.items():
             trainer = probe.trainer(Run(kind, variant, 0), Path(tmp) / kind, frozen)
-            batch = collate([trainer.train_set[i] for i in range(full.batch_size)])
-            trainer.train_step(batch)
-            step = functools.partial(trainer.train_step, batch)
-            timings[kind] = sum(_timed(step) for _ in range(steps)) / steps
-        model = trainer.model.eval()
-        with torch.inference_mode(), torch.autocast(study.device.type, enabled=False):
-            model(batch.images.to(study.device))
-            timings["eval batch"] = _timed(lambda: model(batch.images.to(study.device)))
-    return timings
+            calls[kind] = functools.partial(trainer.train_step, batch)
+        model = build_model(study_preset(STUDENT, full)).to(study.device).eval()
+
+        def predict() -> None:
+            with torch.inference_mode():
+                model(batch.images.to(study.device))
+
+        calls["eval batch"] = predict
+        for call in calls.values():  # warm-up
+            call()
+        for _ in range(steps):
+            for name, call in calls.items():
+                times.setdefault(name, []).append(_timed(call))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return medians, {name: min(values) for name, values in times.items()}
 
 
 def remaining_hours(plan: Plan, runs: list[Run], timings: dict[str, float]) -> float:
@@ -933,9 +940,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile_step:
         print(profile_step(study, plan, args.profile_step))
         return 0
-    timings = step_seconds(study, plan, steps=1 if args.quick else 3)
+    timings, fastest = step_seconds(study, plan, steps=1 if args.quick else 5)
     results = load_results(results_dir)
     print("estimate: " + estimate_text(plan, results, timings, device_name(device)), flush=True)
+    print(
+        "at the fastest measured round (an otherwise idle machine): "
+        + estimate_text(plan, results, fastest, device_name(device)),
+        flush=True,
+    )
     if args.estimate:
         return 0
     claim_folder(args.out, plan)  # not before: an estimate must not tie the folder to a plan
