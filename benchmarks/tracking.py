@@ -3,14 +3,26 @@
     python -m benchmarks.tracking [--frames 600] [--out BENCHMARKS.md]
 
 A deterministic drive (seed 7, 10 frames per second) with a lane change and a curve is rendered once (cached
-under build/benchmarks/), the shipped demo model detects the lanes of every frame, and the detections of 10 %
-of the frames (a fixed random choice) are dropped, as a detector that misses a frame would. The detections
-then go through :class:`~clrkdnet_core.perception.LanePerception` twice, frame by frame, in alternating
-order: tracked and untracked (the node's behaviour with ``tracking:=false``), each with the drive's true
-camera (its intrinsics and static mounting, as camera_info and /tf_static give them) and the true odometry.
-Both are scored by :mod:`clrkdnet_core.metrics.tracking` against the drive's truth. The tracking cost is the
-difference of the two perception steps' per-frame times (projection and curve fits are in both), measured
-side by side.
+under build/benchmarks/) and the shipped demo model detects the lanes of every frame. Two dropout models
+follow, on the same detections:
+
+- **random** (the issue's case): the detections of 10 % of the frames (a fixed random choice) are dropped, as
+  a detector that misses a frame would; every frame is still processed and scored.
+- **runs** (a node under load): the node processes only the newest frame, so while its CPU is busy whole runs
+  of frames are never processed: no output, and the next processed frame comes 0.1-0.8 s after the last one.
+  :func:`run_drops` skips such runs (fixed seed), among them one of 0.8 s as the curve begins and one in the
+  middle of the lane change. Only processed frames are scored (as ``bag replay`` scores a live node), a true
+  lane change in a skipped frame counts in the next processed one, and the odometry is as the bag gives it
+  (one sample per frame) taken as the node takes it: the newest sample, held over the whole interval. A
+  second pass takes the samples of the interval, skipped frames included, averaged
+  (:func:`~clrkdnet_core.tracking.motion.mean_motion`): what a node that kept them would predict with.
+
+The detections then go through :class:`~clrkdnet_core.perception.LanePerception` twice, frame by frame, in
+alternating order: tracked and untracked (the node's behaviour with ``tracking:=false``), each with the
+drive's true camera (its intrinsics and static mounting, as camera_info and /tf_static give them) and the
+true odometry. Both are scored by :mod:`clrkdnet_core.metrics.tracking` against the drive's truth. The
+tracking cost is the difference of the two perception steps' per-frame times (projection and curve fits are
+in both), measured side by side.
 
 Run alone it replaces only its own block of BENCHMARKS.md; ``python -m benchmarks`` refreshes it too.
 """
@@ -20,7 +32,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +49,7 @@ from clrkdnet_core.metrics.tracking import EgoErrors, EgoValues, IdentityCounter
 from clrkdnet_core.perception import LanePerception
 from clrkdnet_core.report_blocks import replace_block
 from clrkdnet_core.timing import percentile
-from clrkdnet_core.tracking.motion import EgoMotion
+from clrkdnet_core.tracking.motion import EgoMotion, mean_motion
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = "tracking"
@@ -47,6 +59,10 @@ SEED = 7
 FPS = 10.0
 DROP_FRACTION = 0.1
 DROP_SEED = 20
+# The run-drop model: a node that processes only the newest frame, under load.
+RUN_SEED = 5
+RUN_MAX_S = 0.8  # the longest interval without output (the demo's worst: 24 frames at 30 fps)
+RUN_PROBABILITY = 0.4  # chance that a processed frame is followed by a run of skipped frames (~45 % skipped)
 # The drive's manoeuvres, as fractions of its length: a lane change a third of the way in, then a curve.
 LANE_CHANGE_AT = 1 / 3
 CURVE_AT = 0.55
@@ -105,6 +121,38 @@ def dropped_frames(frames: int) -> set[int]:
     return set(rng.choice(frames, size=round(frames * DROP_FRACTION), replace=False).tolist())
 
 
+def run_drops(drive: list[DriveFrame]) -> set[int]:
+    """The frames a node under load never processes: after a processed frame, a run of 1 frame up to
+    :data:`RUN_MAX_S` is skipped with :data:`RUN_PROBABILITY` (fixed seed); then 1-3 frames are processed.
+    One longest run starts as the curve begins and one in the middle of the lane change (the true crossing
+    falls inside it)."""
+    frames = len(drive)
+    fps = drive[0].truth.fps if drive else FPS
+    longest = max(1, round(RUN_MAX_S * fps) - 1)  # skipped frames: processed ones RUN_MAX_S apart
+    crossing = next((i for i, f in enumerate(drive) if f.truth.ego.lane_change), None)
+    forced = {round(frames * CURVE_AT)}
+    if crossing is not None:
+        forced.add(crossing - longest // 2)
+    forced = sorted(forced)
+    rng = np.random.default_rng(RUN_SEED)
+    dropped: set[int] = set()
+    k = 1  # the first frame is always processed
+    while k < frames:
+        upcoming = next((f for f in forced if f >= k), frames)
+        if upcoming < frames and upcoming - k <= 3:
+            dropped.update(range(upcoming, min(frames, upcoming + longest)))
+            k = upcoming + longest + 1
+            forced.remove(upcoming)
+            continue
+        if rng.random() < RUN_PROBABILITY:
+            # A random run never swallows a forced one's start: the frame before it is processed.
+            run = min(int(rng.integers(1, longest + 1)), upcoming - k - 1)
+            dropped.update(range(k, k + run))
+            k += run
+        k = min(k + int(rng.integers(1, 4)), upcoming)
+    return dropped
+
+
 def projector_of(truth: FrameTruth) -> GroundProjector:
     """The camera as camera_info and /tf_static describe it: true intrinsics, the static mounting."""
     camera = truth.camera
@@ -115,27 +163,65 @@ def projector_of(truth: FrameTruth) -> GroundProjector:
 
 
 def run(frames: int, work: Path) -> dict:
-    """Detect, perceive (tracked and untracked, side by side) and score the drive; returns the results."""
+    """Detect once, then perceive (tracked and untracked, side by side) and score the drive under each
+    dropout model; returns the results of the random model with the run model's under ``"runs"``."""
     from clrkdnet_core.inference import LaneDetector
 
     drive = drive_frames(frames, work)
-    dropped = dropped_frames(len(drive))
     detector = LaneDetector.from_preset(str(PRESET), WEIGHTS)
+    detections, detect_ms, sizes = [], [], []
+    for frame in tqdm(drive, desc="tracking benchmark", unit="frame"):
+        image = read_image(frame.image)
+        start = time.perf_counter()
+        detections.append(detector.detect(image))
+        detect_ms.append((time.perf_counter() - start) * 1000.0)
+        sizes.append((image.shape[1], image.shape[0]))
+    results = perceive(drive, detections, sizes, dropped_frames(len(drive)), skip=False)
+    skipped = run_drops(drive)
+    results["runs"] = perceive(drive, detections, sizes, skipped, skip=True)
+    results["runs_mean_odometry"] = perceive(drive, detections, sizes, skipped, skip=True, odometry="mean")
+    results["detect_ms"] = _stats(detect_ms)
+    results["backend"] = f"{detector.backend} {detector.precision}"
+    return results
+
+
+def perceive(
+    drive: list[DriveFrame],
+    detections: list,
+    sizes: list,
+    dropped: set[int],
+    skip: bool,
+    odometry: str = "newest",
+) -> dict:
+    """Tracked and untracked perception of the detections, scored. ``skip``: the ``dropped`` frames are
+    never processed (a node under load); otherwise their detections are dropped (a detector's miss).
+    ``odometry``: "newest" predicts with the processed frame's own sample, "mean" with the mean of the
+    samples since the last processed frame."""
     projector = projector_of(drive[0].truth)
     perceptions = {"tracked": LanePerception(tracking=True), "untracked": LanePerception(tracking=False)}
     identity = {name: IdentityCounter() for name in perceptions}
     ego = EgoErrors()
     times: dict[str, list[float]] = {name: [] for name in perceptions}
-    detect_ms = []
-    for index, frame in enumerate(tqdm(drive, desc="tracking benchmark", unit="frame")):
-        image = read_image(frame.image)
-        start = time.perf_counter()
-        lanes = detector.detect(image)
-        detect_ms.append((time.perf_counter() - start) * 1000.0)
-        if index in dropped:
-            lanes = []
-        size = (image.shape[1], image.shape[0])
-        motion = EgoMotion(frame.truth.speed, frame.truth.yaw_rate)
+    gaps_s, interval, pending_change, last_time = [], [], 0, None
+    lane_change_frame = None
+    for index, frame in enumerate(drive):
+        interval.append(EgoMotion(frame.truth.speed, frame.truth.yaw_rate))
+        if skip and index in dropped:
+            pending_change = pending_change or frame.truth.ego.lane_change
+            continue
+        truth = frame.truth.ego
+        if pending_change and not truth.lane_change:
+            truth = replace(truth, lane_change=pending_change)  # the change happened since the last output
+        pending_change = 0
+        if truth.lane_change and lane_change_frame is None:
+            lane_change_frame = index
+        lanes = [] if (index in dropped and not skip) else detections[index]
+        motion = mean_motion(interval) if odometry == "mean" else interval[-1]
+        interval = []
+        if last_time is not None:
+            gaps_s.append(frame.truth.time - last_time)
+        last_time = frame.truth.time
+        size = sizes[index]
         outputs = {}
         # Alternating order: load from other processes hits both alike.
         for name in list(perceptions)[:: 1 if index % 2 else -1]:
@@ -145,20 +231,20 @@ def run(frames: int, work: Path) -> dict:
         for name, output in outputs.items():
             identity[name].add(frame.gt, {lane.track_id: lane.lane for lane in output.lanes}, size)
         ego.add(
-            EgoValues.of(frame.truth.ego),
+            EgoValues.of(truth),
             EgoValues.of(outputs["tracked"].ego),
             EgoValues.of(outputs["untracked"].ego),
         )
     return {
         "frames": len(drive),
         "dropped": len(dropped),
-        "lane_change_frame": next((i for i, f in enumerate(drive) if f.truth.ego.lane_change), None),
+        "processed": len(times["tracked"]),
+        "longest_gap_s": max(gaps_s, default=None),
+        "lane_change_frame": lane_change_frame,
         "identity": {name: counter.result() for name, counter in identity.items()},
         "ego": ego.result(),
         "perception_ms": {name: _stats(values) for name, values in times.items()},
         "tracking_ms": _stats([a - b for a, b in zip(times["tracked"], times["untracked"], strict=True)]),
-        "detect_ms": _stats(detect_ms),
-        "backend": f"{detector.backend} {detector.precision}",
     }
 
 
@@ -218,8 +304,8 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str]]:
 
 
 def section(results: dict, command: str, seconds: float) -> str:
-    """The Markdown of the block."""
-    identity, ego = results["identity"], results["ego"]
+    """The Markdown of the block: the random model's goals and table, then the run model's."""
+    runs = results["runs"]
     lines = [
         "## Tracking",
         "",
@@ -232,6 +318,49 @@ def section(results: dict, command: str, seconds: float) -> str:
         "lanes are matched to published lanes at IoU 0.5 (official CULane matcher); ego errors exclude the "
         "frames where estimate and truth name different lanes (counted below).",
         "",
+        *_tables(results),
+        "",
+        "### Frames dropped in runs (a node under load)",
+        "",
+        f"The same detections, but {runs['dropped']} of the {runs['frames']} frames "
+        f"({runs['dropped'] / max(runs['frames'], 1):.0%}) are never processed, in runs: a node that "
+        "takes only the newest frame outputs nothing while its CPU is busy, so processed frames are 0.1 s "
+        f"to {_number(runs['longest_gap_s'], 1)} s apart; one {RUN_MAX_S:g} s run starts as the curve "
+        "begins and one spans the lane change's crossing (fixed seed). Only the "
+        f"{runs['processed']} processed frames are scored (as `bag replay` scores a live node; a lane "
+        "change in a skipped frame is due in the next processed one); the odometry is the bag's newest "
+        "sample at each processed frame, held over the interval, as the node takes it. The goals are stated "
+        "for the random case above; here they measure robustness.",
+        "",
+        *_tables(runs),
+        "",
+        "With the odometry samples of each interval averaged instead (what a node that kept them would "
+        "predict with), tracked:",
+        "",
+        *_summary_row(results["runs_mean_odometry"]),
+    ]
+    return "\n".join(lines)
+
+
+def _summary_row(results: dict) -> list[str]:
+    """One line of a dropout model's key tracked results."""
+    identity, ego = results["identity"]["tracked"], results["ego"]
+    change = ego["lane_change"]
+    return [
+        "| ID switches (per 1000) | offset RMSE m | jitter ratio | width RMSE m | heading RMSE deg | "
+        "lane change |",
+        "|---|---|---|---|---|---|",
+        f"| {_per_1000(identity, 'id_switches')} | {_number(ego['tracked']['lateral_offset_rmse_m'])} | "
+        f"{_number(ego['jitter_ratio'], 2)} | {_number(ego['tracked']['width_rmse_m'])} | "
+        f"{_number(ego['tracked']['heading_rmse_deg'])} | delays {change['delays_frames']} frames, "
+        f"{change['missed']} missed, {change['false_reports']} false |",
+    ]
+
+
+def _tables(results: dict) -> list[str]:
+    """The goal table and the tracked/untracked table of one dropout model."""
+    identity, ego = results["identity"], results["ego"]
+    lines = [
         "| goal | target | measured | verdict |",
         "|---|---|---|---|",
         *[
@@ -261,8 +390,7 @@ def section(results: dict, command: str, seconds: float) -> str:
             ),
         ),
     )
-    lines += [f"| {label} | {value('tracked')} | {value('untracked')} |" for label, value in rows]
-    return "\n".join(lines)
+    return lines + [f"| {label} | {value('tracked')} | {value('untracked')} |" for label, value in rows]
 
 
 def _per_1000(identity: dict, key: str) -> str:

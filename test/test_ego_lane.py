@@ -177,3 +177,97 @@ def test_tracking_halves_the_ego_offset_jitter():
     truth = -0.3 * np.sin(np.arange(10, 200) * DT)
     assert np.std(np.diff(tracked)) <= 0.5 * np.std(np.diff(untracked))
     assert np.sqrt(np.mean((tracked - truth) ** 2)) < np.sqrt(np.mean((untracked - truth) ** 2))
+
+
+# --- long gaps: a node that processes only the newest frame -----------------------------------------------
+
+GAP_FPS = 30.0
+
+
+def _drive_truths(first, last, **manoeuvres):
+    """The truth of frames [first, last) of the demo's drive (seed 7, 30 fps) with the given manoeuvres."""
+    from clrkdnet_core.data.synthetic.drive import Drive
+    from clrkdnet_core.data.synthetic.truth import drive_truth
+
+    drive = Drive(7, 1640, 590, GAP_FPS, **manoeuvres)
+    return [drive_truth(drive, index) for index in range(first, last)]
+
+
+def _run_with_gap(truths, gap, odometry, seed=0):
+    """Track the drive's true lanes (+ detector noise), skipping the frames ``gap`` (a range) entirely: no
+    update, as a busy node. ``odometry``: "mean" (the bag's samples averaged over each interval, skipped
+    frames included) or "newest" (the newest sample only, as a node keeping one). Per processed frame:
+    (truth, tracked lanes, ego state)."""
+    from clrkdnet_core.tracking.motion import EgoMotion, mean_motion
+
+    rng = np.random.default_rng(seed)
+    tracker, estimator = LaneTracker(), EgoLaneEstimator()
+    xs = np.linspace(5.0, 40.0, 30)
+    out, interval = [], []
+    for truth in truths:
+        interval.append(EgoMotion(truth.speed, truth.yaw_rate))
+        if truth.index in gap:
+            continue
+        motion = mean_motion(interval) if odometry == "mean" else interval[-1]
+        interval = []
+        observations = []
+        for index, lane in enumerate(truth.lanes):
+            ys = lane.curve.y_at(xs) + rng.normal(0.0, 0.05) + rng.normal(0.0, 0.03, xs.size)
+            observations.append(LaneObservation(GroundCurve.fit(np.stack([xs, ys], axis=1)), 0.9, index))
+        lanes = tracker.update(observations, truth.time, motion)
+        out.append((truth, lanes, estimator.update(lanes, truth.time)))
+    return out
+
+
+def _ids_by_true_lane(frames):
+    """Per true lane id, the set of track ids that published it (nearest track within 0.5 m at x = 8 m)."""
+    ids: dict[int, set[int]] = {}
+    for truth, lanes, _ in frames:
+        for lane in truth.lanes:
+            y = lane.curve.y_at(8.0)
+            near = [t for t in lanes if abs(t.curve.y_at(8.0) - y) < 0.5]
+            if near:
+                ids.setdefault(lane.id, set()).add(near[0].track_id)
+    return ids
+
+
+@pytest.mark.parametrize("odometry", ["mean", "newest"])
+def test_a_long_gap_as_a_curve_begins_keeps_the_ego_lane_and_reports_no_lane_change(odometry):
+    from clrkdnet_core.data.synthetic.drive import Curve
+
+    # The demo's curve (radius 250 m, entered at 5 s over 4 s) and 0.8 s with no processed frame from 5 s on.
+    truths = _drive_truths(120, 200, curve=Curve(5.0, 1 / 250, 4.0))
+    gap = range(150, 174)
+    frames = _run_with_gap(truths, gap, odometry)
+    after = [(truth, lanes, ego) for truth, lanes, ego in frames if truth.index >= gap.stop]
+    assert all(ego.lane_change == LANE_CHANGE_NONE for _, _, ego in frames)
+    for truth, _, ego in after:  # right after the gap: the true ego lane, to a few centimetres
+        assert ego.valid and ego.lateral_offset == pytest.approx(truth.ego.lateral_offset, abs=0.1)
+        assert ego.width == pytest.approx(truth.ego.width, abs=0.15)
+    if odometry == "mean":  # the motion across the gap known: every lane keeps its track id
+        assert all(len(ids) == 1 for ids in _ids_by_true_lane(frames).values())
+        (before,) = [ego for truth, _, ego in frames if truth.index == gap.start - 1]
+        assert (after[0][2].left_id, after[0][2].right_id) == (before.left_id, before.right_id)
+
+
+@pytest.mark.parametrize("odometry", ["mean", "newest"])
+def test_a_long_gap_across_a_lane_change_reports_it_once(odometry):
+    from clrkdnet_core.data.synthetic.drive import LaneChange
+
+    truths = _drive_truths(60, 180, lane_change=LaneChange(3.0))
+    crossing = next(truth.index for truth in truths if truth.ego.lane_change)
+    gap = range(crossing - 12, crossing + 12)  # 0.8 s without output, the crossing in its middle
+    frames = _run_with_gap(truths, gap, odometry)
+    direction = next(truth.ego.lane_change for truth in truths if truth.ego.lane_change)
+    events = [(truth.index, ego.lane_change) for truth, _, ego in frames if ego.lane_change]
+    assert events == [(gap.stop, direction)]  # the first processed frame after it
+    for truth, _, ego in frames[3:]:  # confirmed from the third frame on
+        assert ego.lateral_offset == pytest.approx(truth.ego.lateral_offset, abs=0.15)
+    if odometry == "mean":  # the boundary crossed is the same track, now on the other side
+        (before,) = [ego for truth, _, ego in frames if truth.index == gap.start - 1]
+        first_after = next(ego for truth, _, ego in frames if truth.index == gap.stop)
+        if direction == LANE_CHANGE_LEFT:
+            assert first_after.right_id == before.left_id
+        else:
+            assert first_after.left_id == before.right_id
+        assert all(len(ids) == 1 for ids in _ids_by_true_lane(frames).values())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clrkdnet_core.lane_curve import GroundCurve
-from clrkdnet_core.tracking.association import associate
+from clrkdnet_core.tracking.association import associate, common_shift
 from clrkdnet_core.tracking.kalman import CurveKalmanFilter, measurement_points
 from clrkdnet_core.tracking.motion import EgoMotion, move_curve
 from clrkdnet_core.tracking.tracker import LaneObservation, LaneTracker, TrackerConfig, detection_covariance
@@ -305,3 +305,54 @@ def test_one_lane_detected_twice_is_published_once():
     tracker = LaneTracker(TrackerConfig(min_separation=1.0))
     outputs = _run(tracker, [[1.75, 2.25, -1.75]] * 8)
     assert all([lane.track_id for lane in out] == [1, 3] for out in outputs[2:])
+
+
+# --- long gaps between processed frames --------------------------------------------------------------------
+
+
+def test_common_shift_lays_the_lane_pattern_onto_the_detections():
+    tracks = [5.25, 1.75, -1.75, -5.25]
+    # The whole pattern 1.2 m off (beyond a 1 m per-lane gate), one lane missed, noise on each.
+    detections = [6.47, 2.93, -4.03]
+    assert common_shift(tracks, detections, shift_std=1.0, residual_std=0.1) == pytest.approx(1.2, abs=0.05)
+    assert common_shift(tracks, [], 1.0, 0.1) == 0.0 and common_shift([], [1.0], 1.0, 0.1) == 0.0
+    assert common_shift(tracks, [20.0], 1.0, 0.1) == 0.0  # nothing fits: no shift
+    # Two tracks 3.5 m apart, three detections half a lane off: one lane either way fits alike.
+    assert common_shift([1.75, -1.75], [3.5, 0.0, -3.5], shift_std=1.5, residual_std=0.1) is None
+    # The pattern's end decides: four tracks, four detections one lane left fit only one way.
+    assert common_shift(tracks, [d + 1.6 for d in tracks], 1.5, 0.1) == pytest.approx(1.6, abs=1e-9)
+
+
+def test_a_long_gap_with_odometry_error_keeps_ids_by_the_lane_pattern():
+    tracker = LaneTracker()
+    _run(tracker, [[5.25, 1.75, -1.75, -5.25]] * 5, motion=EgoMotion(25.0, 0.0))
+    # 0.8 s later the vehicle has turned 0.1 rad/s more than the odometry said: the lanes are 0.8 m right at
+    # the vehicle and turned by 0.08 rad (1.4 m right at 8 m, beyond a 1 m per-lane gate).
+    lanes = [
+        LaneObservation(_curve([offset - 0.8, -0.08, 0.0, 0.0]), 0.9, i)
+        for i, offset in enumerate([5.25, 1.75, -1.75, -5.25])
+    ]
+    out = tracker.update(lanes, 0.4 + 0.8, EgoMotion(25.0, 0.0))
+    assert [lane.track_id for lane in out] == [1, 2, 3, 4] and all(lane.measured for lane in out)
+    for lane, observation in zip(out, lanes, strict=True):  # followed at once, at the vehicle too
+        assert lane.curve.y_at(0.0) == pytest.approx(observation.curve.y_at(0.0), abs=0.1)
+
+
+def test_after_an_ambiguous_gap_the_lanes_start_afresh_confirmed_at_once():
+    tracker = LaneTracker()
+    _run(tracker, [[1.75, -1.75]] * 5)
+    out = tracker.update(_observations([3.5, 0.0, -3.5]), 0.4 + 0.8)  # half a lane off: either way fits
+    assert [lane.track_id for lane in out] == [3, 4, 5]  # no identity claimed, no lane lost from the output
+    assert [lane.position for lane in out] == [-1, 1, 2]
+
+
+def test_a_predicted_lane_never_changes_side():
+    tracker = LaneTracker()
+    _run(tracker, [[0.3, -3.2]] * 5)
+    # Only predicted: turning left for 0.5 s moves the vehicle 0.75 m left, across the lane 0.3 m left of it.
+    for k in range(5, 10):
+        out = tracker.update([], k * DT, EgoMotion(20.0, 0.3))
+    assert out[0].curve.y_at(0.0) < 0.0 and not out[0].measured
+    assert [lane.position for lane in out] == [-1, 1]  # where it went unseen is no crossing
+    seen = [LaneObservation(GroundCurve(t.curve.coefficients, 5.0, 30.0), 0.9, i) for i, t in enumerate(out)]
+    assert [lane.position for lane in tracker.update(seen, 1.0)] == [1, 2]  # seen there: it crossed

@@ -280,11 +280,18 @@ class EgoLaneEstimator:
         previous_left, previous_right = self._previous_ids
         self._previous_ids = (left.track_id, right.track_id)
         if self.persistent_ids:
-            if right.track_id != NO_TRACK and right.track_id == previous_left:
+            # Only a boundary measured on its new side is a crossing (a track predicted through a gap is no
+            # evidence of where the vehicle went).
+            measured = (left.source == SOURCE_MEASURED, right.source == SOURCE_MEASURED)
+            if right.track_id != NO_TRACK and right.track_id == previous_left and measured[1]:
                 return LANE_CHANGE_LEFT
-            if left.track_id != NO_TRACK and left.track_id == previous_right:
+            if left.track_id != NO_TRACK and left.track_id == previous_right and measured[0]:
                 return LANE_CHANGE_RIGHT
-            return LANE_CHANGE_NONE
+            carried = {left.track_id, right.track_id} & {previous_left, previous_right}
+            if carried - {NO_TRACK} or (previous_left, previous_right) == (NO_TRACK, NO_TRACK):
+                return LANE_CHANGE_NONE
+            # Neither boundary carried over (the tracker could not tell the lanes apart after a gap and
+            # started afresh): judged by the jump of the offset, as without tracking.
         predicted = self._offset_filter.predicted_offset(dt)
         if predicted is None:
             return LANE_CHANGE_NONE

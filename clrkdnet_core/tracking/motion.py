@@ -73,3 +73,20 @@ def move_curve(
     slope = (x_new[..., None] ** _POWERS[:3] @ (moved[..., 1:] * _POWERS[1:])[..., None])[..., 0]
     jacobian = pseudo_inverse @ ((cos - sin * slope)[..., None] * old_basis)
     return moved, jacobian
+
+
+def mean_motion(samples: list[EgoMotion] | tuple[EgoMotion, ...]) -> EgoMotion | None:
+    """The constant motion that stands for several odometry samples spread evenly over one interval (their
+    mean speed and yaw rate; invalid ones skipped), None when none is valid.
+
+    A node that processes only the newest frame predicts across up to 0.8 s: with the newest odometry alone
+    it turns the lanes by the yaw rate at the interval's end (a curve's entry, a lane change's end) for the
+    whole interval, a metre off after 0.8 s; the interval's mean yaw rate turns them by the true angle.
+    """
+    valid = [sample for sample in samples if sample.valid()]
+    if not valid:
+        return None
+    return EgoMotion(
+        float(np.mean([sample.speed for sample in valid])),
+        float(np.mean([sample.yaw_rate for sample in valid])),
+    )

@@ -7,6 +7,15 @@ reference distance, updated, and managed: a track is confirmed after ``confirm_h
 hit. Confirmed tracks survive frames the detector misses (predicted, ``measured=False``). Ids start at 1 and
 are never reused by one tracker, not even after a reset.
 
+Long gaps (a node under load processes only the newest frame: up to 0.8 s between updates): the prediction's
+covariance grows with the ego motion's error over the gap (an unknown yaw acceleration turns and shifts every
+lane alike), and once that common error is large the association first lays the predicted lane pattern onto
+the detections as a whole (:func:`~clrkdnet_core.tracking.association.common_shift`) and corrects every
+track by it: lanes are matched by their spacing, not each within ``max_gap`` of a prediction that is a metre
+off. When two shifts a lane apart fit alike (a lane change hidden in the gap with an odometry that does not
+tell it), no identity is claimed: the tracks end and the lanes start afresh, confirmed at once. A lane
+changes side only when measured there, never by its prediction alone.
+
 Modes: ``"ground"`` tracks cubics in the ground frame (metres, REP-103 x forward, y left); ``"image"``
 tracks the image-row cubics :class:`clrkdnet_core.perception.ImageFrame` defines (no motion model: the
 image moves with the vehicle in ways odometry alone does not describe).
@@ -24,7 +33,7 @@ import numpy as np
 
 from clrkdnet_core.lane_curve import GroundCurve
 from clrkdnet_core.lane_positions import assign_positions
-from clrkdnet_core.tracking.association import associate
+from clrkdnet_core.tracking.association import associate, common_shift
 from clrkdnet_core.tracking.kalman import CurveKalmanFilter, measurement_points
 from clrkdnet_core.tracking.motion import EgoMotion, move_curve
 
@@ -61,7 +70,20 @@ class TrackerConfig:
             lane that is not there, for the existence probability's Bayesian update.
         side_hold_s, side_margin: a lane's side (left or right of the vehicle, the sign of y at x = 0) changes
             at once when it crosses, but not back within ``side_hold_s`` unless beyond ``side_margin`` (m):
-            a lane change is reported once, not three times while the vehicle is on the line.
+            a lane change is reported once, not three times while the vehicle is on the line. Only a measured
+            lane changes side: a prediction alone (through a long gap) never makes a lane change.
+        gap_yaw_acceleration_std: the yaw acceleration (rad/s^2) the prediction does not know: it holds one
+            yaw rate over ``dt`` (a node that processes only the newest frame predicts over up to 0.8 s with
+            the newest odometry, at a curve's entry or in a lane change), off the interval's mean by about
+            ``std * dt / 2``. That error turns and shifts every lane alike: c1's by ``std * dt^2 / 2`` and
+            c0's by ``speed * std * dt^3 / 4``: nothing at 10-30 Hz, a metre at 8 m after 0.8 s.
+        gap_yaw_rate_std, gap_lateral_speed_std: without odometry, the yaw rate (rad/s) and the lateral speed
+            relative to the lanes (m/s, about a lane change's) the zero-motion model does not know: c1's error
+            grows as ``gap_yaw_rate_std * dt`` and c0's as ``gap_lateral_speed_std * dt``.
+        shift_search_std: from this predicted standard deviation (m) of that common error at ``reference_x``
+            on, the association first finds the shift of the whole lane pattern that lays the tracks onto
+            the detections (:func:`~clrkdnet_core.tracking.association.common_shift`): after a long gap the
+            lanes are matched by their spacing, not each within ``max_gap`` of where it was predicted.
     """
 
     confirm_hits: int = 3
@@ -81,6 +103,10 @@ class TrackerConfig:
     false_alarm_probability: float = 0.1
     side_hold_s: float = 0.5
     side_margin: float = 0.2
+    gap_yaw_acceleration_std: float = 0.3
+    gap_yaw_rate_std: float = 0.1
+    gap_lateral_speed_std: float = 1.0
+    shift_search_std: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -179,17 +205,34 @@ class LaneTracker:
             raise ValueError(f"stamp_s must be finite, got {stamp_s}")
         if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
             self.reset()
+        common = np.zeros((4, 4))
         if self._last_stamp_s is not None:
-            self._predict(stamp_s - self._last_stamp_s, motion)
+            common = self._predict(stamp_s - self._last_stamp_s, motion)
         self._last_stamp_s = stamp_s
         self._tracks = [t for t in self._tracks if stamp_s - t.last_hit_s <= self.config.timeout_s]
 
         reference = self.config.reference_x
-        pairs = associate(
-            [track.offset(reference) for track in self._tracks],
-            [float(o.curve.y_at(reference)) for o in observations],
-            self.config.max_gap,
-        )
+        reacquired = False
+        track_offsets = np.array([track.offset(reference) for track in self._tracks])
+        detection_offsets = [float(o.curve.y_at(reference)) for o in observations]
+        at_reference = np.array([1.0, reference, reference**2, reference**3])
+        common_at_reference = common @ at_reference
+        shift_std = math.sqrt(max(float(at_reference @ common_at_reference), 0.0))
+        if shift_std >= self.config.shift_search_std and len(self._tracks) > 0:
+            # The ego motion's error moved all lanes alike: take it out first (all tracks, matched or not),
+            # as the mean of that error given its value at reference_x (a yaw error turns the lanes and
+            # shifts them: the correction does both, so the lanes are right at the vehicle too).
+            shift = common_shift(track_offsets, detection_offsets, shift_std, self.config.max_gap / 3.0)
+            if shift is None:
+                # Which lane is which cannot be told after this gap (two shifts a lane apart fit alike): the
+                # old identities end here, and the lanes, seen as a consistent pattern, start afresh at once.
+                self._tracks, track_offsets, reacquired = [], np.zeros(0), True
+            else:
+                correction = common_at_reference * (shift / shift_std**2)
+                for track in self._tracks:
+                    track.filter.coefficients = track.filter.coefficients + correction
+                track_offsets = track_offsets + shift
+        pairs = associate(track_offsets, detection_offsets, self.config.max_gap)
         matched = dict(pairs)
         for i, track in enumerate(self._tracks):
             if i in matched:
@@ -201,25 +244,40 @@ class LaneTracker:
             if j not in taken:
                 track = _Track(self.next_id, observation, stamp_s, self.config)
                 self.next_id += 1
+                track.confirmed = reacquired
                 self._hit(track, observation, stamp_s)
                 self._tracks.append(track)
         self._tracks = [t for t in self._tracks if self._alive(t)]
         self._drop_duplicates()
         return self._confirmed_lanes(stamp_s)
 
-    def _predict(self, dt: float, motion: EgoMotion | None) -> None:
+    def _predict(self, dt: float, motion: EgoMotion | None) -> np.ndarray:
+        """Move the tracks ``dt`` s on; the covariance (4, 4) of the coefficients' error that the ego
+        motion's uncertainty adds to every lane alike."""
         if not self._tracks:
-            return
+            return np.zeros((4, 4))
         config = self.config
         moving = self.mode == "ground" and motion is not None and motion.valid()
         noise_scale = 1.0 if moving else config.unknown_motion_noise_scale
         process = np.diag(np.square(np.asarray(config.process_noise) * noise_scale)) * dt
+        # The ego motion's error over dt, shared by all lanes: a yaw error turns them (c1) and, driven on at
+        # the speed, shifts them (c0); fully correlated, so it enters as one rank-one term.
+        if moving:
+            # One yaw rate held over dt misses the interval's mean by about the acceleration * dt / 2.
+            yaw_rate_error = config.gap_yaw_acceleration_std * dt / 2.0
+            direction = yaw_rate_error * np.array([abs(motion.speed) * dt**2 / 2.0, dt, 0.0, 0.0])
+            common = np.outer(direction, direction)
+        else:
+            common = np.diag(
+                [(config.gap_lateral_speed_std * dt) ** 2, (config.gap_yaw_rate_std * dt) ** 2, 0.0, 0.0]
+            )
+        process = process + common
         for track in self._tracks:
             track.age += 1
         if not moving:
             for track in self._tracks:
                 track.filter.predict(track.filter.coefficients, None, process)
-            return
+            return common
         dx, dy, dyaw = motion.displacement(dt)
         # All lanes in one vectorised refit: the per-call overhead, not the arithmetic, is the cost here.
         moved, jacobians = move_curve(
@@ -234,6 +292,7 @@ class LaneTracker:
             # The range travels with the road: what was 20 m ahead is 20 - dx m ahead now.
             track.x_min -= dx
             track.x_max -= dx
+        return common
 
     def _hit(self, track: _Track, observation: LaneObservation, stamp_s: float) -> None:
         config = self.config
@@ -282,6 +341,8 @@ class LaneTracker:
             self._tracks = [t for t in self._tracks if t.track_id not in dropped]
 
     def _update_side(self, track: _Track, stamp_s: float) -> None:
+        if track.left is not None and track.index is None:
+            return  # predicted only: where a lane went during a gap is no crossing until it is seen there
         offset = track.offset(0.0)
         left = offset > 0.0  # y = 0 counts as right, as a column at the centre does in the image
         if track.left is None:
