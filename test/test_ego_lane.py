@@ -196,7 +196,7 @@ def _drive_truths(first, last, **manoeuvres):
 def _run_with_gap(truths, gap, odometry, seed=0):
     """Track the drive's true lanes (+ detector noise), skipping the frames ``gap`` (a range) entirely: no
     update, as a busy node. ``odometry``: "mean" (the bag's samples averaged over each interval, skipped
-    frames included) or "newest" (the newest sample only, as a node keeping one). Per processed frame:
+    frames included), "newest" (the newest sample only, as a node keeping one) or "none". Per processed frame:
     (truth, tracked lanes, ego state)."""
     from clrkdnet_core.tracking.motion import EgoMotion, mean_motion
 
@@ -208,7 +208,7 @@ def _run_with_gap(truths, gap, odometry, seed=0):
         interval.append(EgoMotion(truth.speed, truth.yaw_rate))
         if truth.index in gap:
             continue
-        motion = mean_motion(interval) if odometry == "mean" else interval[-1]
+        motion = {"mean": mean_motion(interval), "newest": interval[-1]}.get(odometry)
         interval = []
         observations = []
         for index, lane in enumerate(truth.lanes):
@@ -231,7 +231,7 @@ def _ids_by_true_lane(frames):
     return ids
 
 
-@pytest.mark.parametrize("odometry", ["mean", "newest"])
+@pytest.mark.parametrize("odometry", ["mean", "newest", "none"])
 def test_a_long_gap_as_a_curve_begins_keeps_the_ego_lane_and_reports_no_lane_change(odometry):
     from clrkdnet_core.data.synthetic.drive import Curve
 
@@ -250,7 +250,7 @@ def test_a_long_gap_as_a_curve_begins_keeps_the_ego_lane_and_reports_no_lane_cha
         assert (after[0][2].left_id, after[0][2].right_id) == (before.left_id, before.right_id)
 
 
-@pytest.mark.parametrize("odometry", ["mean", "newest"])
+@pytest.mark.parametrize("odometry", ["mean", "newest", "none"])
 def test_a_long_gap_across_a_lane_change_reports_it_once(odometry):
     from clrkdnet_core.data.synthetic.drive import LaneChange
 

@@ -78,8 +78,10 @@ class TrackerConfig:
             ``std * dt / 2``. That error turns and shifts every lane alike: c1's by ``std * dt^2 / 2`` and
             c0's by ``speed * std * dt^3 / 4``: nothing at 10-30 Hz, a metre at 8 m after 0.8 s.
         gap_yaw_rate_std, gap_lateral_speed_std: without odometry, the yaw rate (rad/s) and the lateral speed
-            relative to the lanes (m/s, about a lane change's) the zero-motion model does not know: c1's error
-            grows as ``gap_yaw_rate_std * dt`` and c0's as ``gap_lateral_speed_std * dt``.
+            relative to the lanes (m/s, a lane change's peak: 2-3 m/s) the zero-motion model does not know:
+            c1's error grows as ``gap_yaw_rate_std * dt`` and c0's as ``gap_lateral_speed_std * dt``. Broad
+            enough that a lane change hidden in a 0.8 s gap leaves which lane is which open (re-acquired,
+            the change judged by the offset's jump) rather than confidently one lane off.
         shift_search_std: from this predicted standard deviation (m) of that common error at ``reference_x``
             on, the association first finds the shift of the whole lane pattern that lays the tracks onto
             the detections (:func:`~clrkdnet_core.tracking.association.common_shift`): after a long gap the
@@ -105,7 +107,7 @@ class TrackerConfig:
     side_margin: float = 0.2
     gap_yaw_acceleration_std: float = 0.3
     gap_yaw_rate_std: float = 0.1
-    gap_lateral_speed_std: float = 1.0
+    gap_lateral_speed_std: float = 2.0
     shift_search_std: float = 0.25
 
 
