@@ -14,10 +14,9 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from clrkdnet_core.config import Preset
-from clrkdnet_core.data.augment import apply_transform, build_transform
-from clrkdnet_core.data.base import MAX_AUGMENT_TRIES, LaneDataset, read_image, read_mask
+from clrkdnet_core.data.augment import build_transform
+from clrkdnet_core.data.base import LaneDataset, read_image, read_mask
 from clrkdnet_core.data.culane import LIST_FILES, CULaneDataset
-from clrkdnet_core.data.encoding import EncodingError, encode_lanes
 from clrkdnet_core.data.tusimple import TuSimpleDataset
 from clrkdnet_core.errors import DatasetError
 
@@ -149,21 +148,8 @@ class CachedDecodeDataset(Dataset):
         lanes = [
             (lane - np.array([0.0, cut])).astype(np.float32) * scale for lane in self.dataset.lanes_of(sample)
         ]
-        for _ in range(MAX_AUGMENT_TRIES):
-            img, moved, seg = apply_transform(self.transform, image, lanes, mask)
-            try:
-                target = encode_lanes(moved, self.max_lanes, img_w, img_h)
-                break
-            except EncodingError:
-                continue
-        else:
-            raise DatasetError(f"lane encoding failed {MAX_AUGMENT_TRIES} times for {sample.image}")
-        return {
-            "img": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255),
-            "lane_line": torch.from_numpy(target),
-            "seg": torch.from_numpy(np.ascontiguousarray(seg)).long(),
-            "meta": {"path": str(sample.image), "name": sample.name},
-        }
+        meta = {"path": str(sample.image), "name": sample.name}
+        return self.dataset.training_sample(image, lanes, mask, sample, meta)
 
 
 def check_annotations(dataset: LaneDataset) -> None:

@@ -95,7 +95,13 @@ class LaneDataset(Dataset):
             raise DatasetError(f"segmentation mask {sample.mask} does not exist{self.missing_mask_hint}")
         mask = read_mask(sample.mask)[cut:]
         lanes = [lane - np.array([0.0, cut]) for lane in self.lanes_of(sample)]
-        image = image[cut:]
+        return self.training_sample(image[cut:], lanes, mask, sample, meta)
+
+    def training_sample(
+        self, image: np.ndarray, lanes: list[np.ndarray], mask: np.ndarray, sample: Sample, meta: dict
+    ) -> dict:
+        """The augmented training sample of a cropped ``image``, its ``lanes`` (cropped pixels) and ``mask``;
+        augmentations whose lanes cannot be encoded are drawn again."""
         for _ in range(MAX_AUGMENT_TRIES):
             img, moved, seg = apply_transform(self.transform, image, lanes, mask)
             try:
