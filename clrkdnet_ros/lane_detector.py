@@ -30,6 +30,7 @@ frames unless the user configured DDS (:mod:`clrkdnet_ros.dds_setup`; ``dds_prof
 
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -440,16 +441,18 @@ class LaneDetectorNode(LifecycleNode):
             self._tracking = tracking
             perception.reset()  # tracks of before the switch are stale; ids still never come back
             self.get_logger().info(f"tracking {'on' if tracking else 'off'}: lanes start afresh")
-        if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
+        previous_s, self._last_stamp_s = self._last_stamp_s, stamp_s
+        if previous_s is not None and stamp_s < previous_s:
             self.get_logger().info(
-                f"image stamps went back by {self._last_stamp_s - stamp_s:.3f} s (a bag started again?): "
+                f"image stamps went back by {previous_s - stamp_s:.3f} s (a bag started again?): "
                 "lane tracks, odometry and tf2's buffer start afresh"
             )
             perception.reset()
             self._odometry.reset()
             self._poses.time_jumped_back()
-        self._last_stamp_s = stamp_s
-        motion, problem = self._odometry.motion_at(stamp_s)
+            previous_s = None
+        # The tracker predicts across the whole interval since the previous processed image: its mean motion.
+        motion, problem = self._odometry.motion_at(stamp_s, since_s=previous_s)
         self._odometry_problem.report(problem)
         return perception.update(lanes, image_size, stamp_s, camera.projector, motion)
 
@@ -651,12 +654,36 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(_run, argv)
 
 
+class _InterruptOnce:
+    """SIGINT stops the node once; a SIGINT after that is ignored, for the rest of the process.
+
+    Ctrl-C in a terminal signals the whole foreground process group, and ``ros2 launch`` then sends its own
+    SIGINT to the node: the second one came during the clean-up ("interrupted", exit 130, launch reporting
+    "process has died"), in an atexit callback (a ``KeyboardInterrupt`` traceback from torch's library
+    finalizer) or in the interpreter's teardown (killed by the default handler). After the clean-up SIGINT
+    is ignored outright (_run). A clean-up that hangs is still ended by SIGTERM (rclpy's handler) or
+    SIGKILL, as launch escalates.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        raise KeyboardInterrupt
+
+
 def _run(argv: list[str] | None) -> int:
     # OpenMP threads that spin while idle take the CPU from the camera driver and the DDS threads (the demo's
     # node kept up with fewer frames with them spinning). Set before torch loads; a caller's value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Before rclpy.init: Fast DDS reads its profile when the participant is created.
     dds = dds_setup.apply_to_this_process(sys.argv if argv is None else argv)
+    # Before rclpy.init too: rclpy's own SIGINT handler (which stops spin) calls the one found at init.
+    interrupts = _InterruptOnce()
+    signal.signal(signal.SIGINT, interrupts.handle)
     try:
         rclpy.init(args=argv)
     except RCLError as exc:  # malformed --ros-args or an unreadable --params-file
@@ -674,10 +701,14 @@ def _run(argv: list[str] | None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        interrupts.stopping = True
         if node is not None:
             node.stop_processing()
             node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown()  # restores the handler found at init: ours
+        # Only the interpreter's exit is left (atexit callbacks, then a second or more of tearing down torch
+        # and the runtimes, where Python resets a handler of its own to the default, killing the process).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return 0
 
 

@@ -29,7 +29,7 @@ from clrkdnet_ros.conversions import EGO_FIELDS, ego_lane_to_msg, frame_to_msg
 from clrkdnet_ros.ego_paths import PATH_STEP_M, ego_paths
 from clrkdnet_ros.ground_projection import CameraModel, CameraModelCache, intrinsics_from_camera_info
 from clrkdnet_ros.markers import lanes_to_markers
-from clrkdnet_ros.odometry import MAX_AGE_S, OdometryInput
+from clrkdnet_ros.odometry import HISTORY_S, MAX_AGE_S, OdometryInput
 
 WIDTH, HEIGHT = 1640, 590
 INTRINSICS = CameraIntrinsics.pinhole(WIDTH, HEIGHT, 1000.0, 1000.0, 800.0, 300.0)
@@ -342,7 +342,9 @@ def test_odometry_gives_the_motion_while_fresh():
     motion, problem = odometry.motion_at(100.2)
     assert (motion.speed, motion.yaw_rate, problem) == (12.0, 0.05, None)
     motion, problem = odometry.motion_at(100.0 + MAX_AGE_S + 0.1)
-    assert motion is None and "the newest odometry is 0.60 s older than the image" in problem
+    assert motion is None and "the nearest odometry is 0.60 s older than the image" in problem
+    motion, problem = odometry.motion_at(100.0 - MAX_AGE_S - 0.1)
+    assert motion is None and "the nearest odometry is 0.60 s newer than the image" in problem
 
 
 def test_odometry_with_nan_is_dropped_and_an_unstamped_one_gets_the_clock():
@@ -353,6 +355,70 @@ def test_odometry_with_nan_is_dropped_and_an_unstamped_one_gets_the_clock():
     assert odometry.motion_at(500.1)[0].speed == 5.0
     odometry.reset()
     assert odometry.motion_at(500.1) == (None, None)
+
+
+def _fill(odometry: OdometryInput, start_s: float, end_s: float, rate_hz: float, yaw_rate) -> None:
+    """Samples at ``rate_hz`` from ``start_s`` to ``end_s``; speed 10 m/s, yaw rate ``yaw_rate(t)``."""
+    for k in range(round((end_s - start_s) * rate_hz) + 1):
+        t = start_s + k / rate_hz
+        assert odometry.update(_odometry(10.0, yaw_rate(t), t), now_s=0.0) is None
+
+
+def test_odometry_gives_the_mean_over_the_interval_since_the_previous_image():
+    """A curve begins during a 0.8 s interval: the mean yaw rate of its samples, not the newest one."""
+    odometry = OdometryInput()
+    _fill(odometry, 100.0, 101.0, 50.0, lambda t: 0.0 if t < 100.61 else 0.2)  # yaw rate steps up after 100.6
+    motion, problem = odometry.motion_at(101.0, since_s=100.2)
+    # (100.2, 101.0]: 40 samples, 20 of them at 0.2 rad/s.
+    assert problem is None and motion.speed == pytest.approx(10.0)
+    assert motion.yaw_rate == pytest.approx(0.1, abs=1e-9)
+    assert odometry.motion_at(101.0)[0].yaw_rate == pytest.approx(0.2)  # no previous image: the nearest
+    # A NaN sample is dropped and leaves the mean alone.
+    odometry.update(_odometry(float("nan"), 5.0, 100.99), now_s=0.0)
+    assert odometry.motion_at(101.0, since_s=100.2)[0].yaw_rate == pytest.approx(0.1, abs=1e-9)
+
+
+def test_odometry_falls_back_to_the_nearest_sample_when_the_interval_holds_none():
+    odometry = OdometryInput()
+    odometry.update(_odometry(8.0, 0.01, 100.0), now_s=0.0)
+    odometry.update(_odometry(9.0, 0.02, 100.5), now_s=0.0)
+    # Odometry slower than the camera: nothing in (100.55, 100.6], the nearest (100.5) is 0.1 s old.
+    motion, problem = odometry.motion_at(100.6, since_s=100.55)
+    assert (motion.speed, motion.yaw_rate, problem) == (9.0, 0.02, None)
+    # A sample just after the image is nearer than the ones before it.
+    odometry.update(_odometry(11.0, 0.03, 100.65), now_s=0.0)
+    assert odometry.motion_at(100.62, since_s=100.61)[0].speed == 11.0
+    # Nothing within MAX_AGE_S: no motion, and the reason.
+    motion, problem = odometry.motion_at(101.3, since_s=101.2)
+    assert motion is None and "the nearest odometry is 0.65 s older than the image" in problem
+
+
+def test_odometry_interval_mean_needs_a_sample_within_the_age_rule():
+    """Odometry that stopped early in a long interval is stale for this image, mean or not."""
+    odometry = OdometryInput()
+    _fill(odometry, 100.0, 100.1, 50.0, lambda t: 0.1)
+    motion, problem = odometry.motion_at(100.8, since_s=99.9)
+    assert motion is None and "0.70 s older" in problem
+    motion, problem = odometry.motion_at(100.5, since_s=99.9)  # 0.4 s after the last sample: used
+    assert problem is None and motion.yaw_rate == pytest.approx(0.1)
+
+
+def test_odometry_keeps_a_bounded_history_and_starts_afresh_when_time_goes_back():
+    odometry = OdometryInput()
+    _fill(odometry, 100.0, 105.0, 100.0, lambda t: 0.0 if t < 102.0 else 0.3)
+    # Only the last HISTORY_S are kept: an interval reaching back further averages what is left.
+    assert len(odometry._samples) == round(HISTORY_S * 100.0) + 1
+    assert odometry.motion_at(105.0, since_s=90.0)[0].yaw_rate == pytest.approx(0.3)
+    # Out of order by a little: put in place, the history stays sorted.
+    odometry.update(_odometry(20.0, 0.0, 104.995), now_s=0.0)
+    stamps = [sample.stamp_s for sample in odometry._samples]
+    assert stamps == sorted(stamps)
+    # A bag played again: its first samples replace the old drive's.
+    _fill(odometry, 10.0, 10.2, 100.0, lambda t: -0.1)
+    assert min(sample.stamp_s for sample in odometry._samples) == pytest.approx(10.0)
+    assert odometry.motion_at(10.2, since_s=10.0)[0].yaw_rate == pytest.approx(-0.1)
+    odometry.reset()
+    assert odometry.motion_at(10.2, since_s=10.0) == (None, None)
 
 
 # ---- the pose source in a node (a private rclpy context) --------------------------------------------------
