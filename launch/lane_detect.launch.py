@@ -4,9 +4,9 @@
         image_topic:=/front_camera/image_raw camera_info_topic:=/front_camera/camera_info rviz:=true
 
 Parameters come from ``params_file`` (default: the package's config/lane_detect.yaml); the preset, weights,
-device, image_transport, tracking, ground_frame_id, camera_pose, dds_profile and use_sim_time arguments
-override it. The camera's pose comes from tf2 (ground_frame_id <- the image's frame_id, e.g. from
-robot_state_publisher) unless camera_pose or the params file's camera_height sets it. Use
+device, backend, precision, image_transport, tracking, ground_frame_id, camera_pose, dds_profile and
+use_sim_time arguments override it. The camera's pose comes from tf2 (ground_frame_id <- the image's
+frame_id, e.g. from robot_state_publisher) unless camera_pose or the params file's camera_height sets it. Use
 ``namespace:=front`` to run one detector per camera (topics become /front/lanes, /front/lane_markers, ...);
 RViz then runs in the same namespace.
 Without the ground projection the markers are in the camera's frame: pass ``rviz_fixed_frame:=<camera
@@ -20,6 +20,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from clrkdnet_core.backend_options import AUTO, BACKENDS, PRECISIONS
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -77,6 +79,20 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument(
+            "backend",
+            default_value=AUTO,
+            choices=[AUTO, *BACKENDS],
+            description="Inference backend; auto: the fastest installed one for the device (exact fp32, as "
+            "the official code: backend:=torch precision:=fp32)",
+        ),
+        DeclareLaunchArgument(
+            "precision",
+            default_value=AUTO,
+            choices=[AUTO, *PRECISIONS],
+            description="auto: the backend's best for the device (never int8); fp32; fp16 (CUDA); bf16 "
+            "(openvino); int8 (onnxruntime, openvino; needs the params file's calibration)",
+        ),
+        DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([package_share, "config", "lane_detect.yaml"]),
             description="Parameter YAML file of the node",
@@ -132,6 +148,8 @@ def generate_launch_description() -> LaunchDescription:
                 "preset": ParameterValue(LaunchConfiguration("preset"), value_type=str),
                 "weights": ParameterValue(LaunchConfiguration("weights"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
+                "precision": ParameterValue(LaunchConfiguration("precision"), value_type=str),
                 "image_transport": ParameterValue(LaunchConfiguration("image_transport"), value_type=str),
                 "tracking": ParameterValue(LaunchConfiguration("tracking"), value_type=bool),
                 "ground_frame_id": ParameterValue(LaunchConfiguration("ground_frame_id"), value_type=str),

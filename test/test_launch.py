@@ -9,6 +9,7 @@ import collections
 import importlib.util
 import os
 import re
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from rclpy.parameter import Parameter
 
+from clrkdnet_core.backend_options import AUTO, BACKENDS, PRECISIONS
 from clrkdnet_ros.node_process import NodeProcess, lane_detector_command
 from clrkdnet_ros.parameters import PARAMETERS
 
@@ -30,6 +32,8 @@ REQUIRED_ARGUMENTS = {
     "preset",
     "weights",
     "device",
+    "backend",
+    "precision",
     "params_file",
     "namespace",
     "use_sim_time",
@@ -152,6 +156,19 @@ def test_launch_declares_the_documented_arguments():
             from launch.utilities import perform_substitutions
 
             assert perform_substitutions(LaunchContext(), argument.default_value) in argument.choices, name
+
+
+@needs_launch
+def test_backend_and_precision_arguments_offer_the_parameters_choices_and_override_the_yaml():
+    """Their choices are the node's (auto plus clrkdnet_core.backend_options), their default the parameter's;
+    each value reaches the node as a string, over the params file's."""
+    declared = {argument.name: argument for argument in _launch_description().get_launch_arguments()}
+    for name, choices in (("backend", (AUTO, *BACKENDS)), ("precision", (AUTO, *PRECISIONS))):
+        assert tuple(declared[name].choices) == choices, name
+        assert _evaluate()["clrkdnet_ros"].overrides[name] == PARAMETERS[name][0] == AUTO
+        for choice in choices:
+            assert _evaluate(**{name: choice})["clrkdnet_ros"].overrides[name] == choice
+    assert set(_yaml_parameters()) >= {"backend", "precision"}  # the launch value comes after the YAML's
 
 
 @needs_launch
@@ -280,3 +297,30 @@ def _call(node, client, request, timeout: float = 20.0):
     executor.remove_node(node)
     assert future.done(), f"no answer from {client.srv_name}"
     return future.result()
+
+
+# ---- stopping: a terminal's Ctrl-C under ros2 launch -------------------------------------------------------
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("gap_s", [0.0, 0.2])
+def test_node_stopped_by_two_sigints_exits_cleanly_without_a_traceback(tmp_path, gap_s):
+    """Ctrl-C in a terminal signals the process group and ros2 launch then sends the node its own SIGINT: the
+    second one lands in the node's clean-up or its interpreter's exit (torch's atexit finalizer printed a
+    KeyboardInterrupt traceback; the teardown's default handler killed it). Exit code 0, nothing printed."""
+    model = ROOT / "models"
+    namespace = f"/sigint_check_{os.getpid()}"
+    args = ["-r", f"__ns:={namespace}", "-p", f"preset:={model / 'clrkdnet_resnet18_synthetic.yaml'}"]
+    args += ["-p", f"weights:={model / 'clrkdnet_resnet18_synthetic.pth'}", "-p", "device:=cpu"]
+    node = NodeProcess(lane_detector_command(args), tmp_path / "node.log")
+    try:
+        node.wait_until(lambda: "waiting for images" in node.output(), 120, "the node loading its model")
+        node.process.send_signal(signal.SIGINT)
+        time.sleep(gap_s)
+        node.process.send_signal(signal.SIGINT)
+        code = node.process.wait(timeout=30)
+    finally:
+        node.stop()
+    output = node.output()
+    assert code == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output and "interrupted" not in output
