@@ -32,7 +32,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -202,19 +202,13 @@ def perceive(
     identity = {name: IdentityCounter() for name in perceptions}
     ego = EgoErrors()
     times: dict[str, list[float]] = {name: [] for name in perceptions}
-    gaps_s, interval, pending_change, last_time = [], [], 0, None
+    gaps_s, interval, last_time = [], [], None
     lane_change_frame = None
     for index, frame in enumerate(drive):
         interval.append(EgoMotion(frame.truth.speed, frame.truth.yaw_rate))
         if skip and index in dropped:
-            pending_change = pending_change or frame.truth.ego.lane_change
+            ego.skip(EgoValues.of(frame.truth.ego))  # a lane change here is due in the next processed frame
             continue
-        truth = frame.truth.ego
-        if pending_change and not truth.lane_change:
-            truth = replace(truth, lane_change=pending_change)  # the change happened since the last output
-        pending_change = 0
-        if truth.lane_change and lane_change_frame is None:
-            lane_change_frame = index
         lanes = [] if (index in dropped and not skip) else detections[index]
         motion = mean_motion(interval) if odometry == "mean" else interval[-1]
         interval = []
@@ -230,11 +224,13 @@ def perceive(
             times[name].append((time.perf_counter() - start) * 1000.0)
         for name, output in outputs.items():
             identity[name].add(frame.gt, {lane.track_id: lane.lane for lane in output.lanes}, size)
-        ego.add(
-            EgoValues.of(truth),
+        scored = ego.add(
+            EgoValues.of(frame.truth.ego),
             EgoValues.of(outputs["tracked"].ego),
             EgoValues.of(outputs["untracked"].ego),
         )
+        if scored is not None and scored.lane_change and lane_change_frame is None:
+            lane_change_frame = index
     return {
         "frames": len(drive),
         "dropped": len(dropped),

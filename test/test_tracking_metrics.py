@@ -151,6 +151,78 @@ def test_lane_change_missed_wrong_direction_and_false_reports():
     assert result["max_abs_delay_frames"] is None
 
 
+def _live(truth: list[EgoValues], skipped: set[int], carry: bool) -> dict:
+    """A node that answers only the frames not in ``skipped`` and reports the change in its first answer after
+    it (the offset's jump, a lane width, shows there). ``carry``: skipped frames go to EgoErrors.skip."""
+    errors = EgoErrors()
+    reported = False
+    for t, true in enumerate(truth):
+        if t in skipped:
+            if carry:
+                errors.skip(true)
+            continue
+        change = int(t >= 30 and not reported)
+        reported |= bool(change)
+        scored = errors.add(true, ego(true.lateral_offset, change=change))
+        assert scored.lane_change == (change if carry else 0)  # the truth as scored
+    return errors.result()["lane_change"]
+
+
+def test_a_lane_change_in_a_skipped_frame_counts_in_the_next_answered_frame():
+    """The true change (frame 30) falls in frames a busy node never answered (28-33): reported in its next
+    answer, frame 34, it is one change with no delay, not one false report plus one missed change."""
+    truth = drive()
+    skipped = set(range(28, 34))
+    assert _live(truth, skipped, carry=True) == {
+        "true": 1,
+        "reported": 1,
+        "delays_frames": [0],
+        "max_abs_delay_frames": 0,
+        "missed": 0,
+        "false_reports": 0,
+    }
+    uncarried = _live(truth, skipped, carry=False)
+    assert (uncarried["true"], uncarried["missed"], uncarried["false_reports"]) == (0, 0, 1)
+
+
+def test_a_carried_lane_change_waits_for_a_known_truth_and_a_frames_own_change_wins():
+    errors = EgoErrors()
+    errors.skip(ego(0.0, change=1))
+    errors.skip(ego(0.0, change=-1))  # two changes in one gap: the first is carried
+    assert errors.add(ego(0.0, valid=False), ego(0.0)).lane_change == 0  # unknown truth: still pending
+    assert errors.add(None, ego(0.0)) is None
+    assert errors.add(ego(0.1), ego(0.1)).lane_change == 1
+    assert errors.add(ego(0.2), ego(0.2)).lane_change == 0  # carried once
+    errors.skip(ego(0.3, change=1))
+    assert errors.add(ego(0.4, change=-1), ego(0.4)).lane_change == -1
+    assert errors.add(ego(0.5), ego(0.5)).lane_change == 0
+    errors.skip(None)
+    errors.skip(ego(0.6, valid=False))
+    assert errors.result()["lane_change"]["true"] == 2
+
+
+def test_the_bag_scorer_carries_a_skipped_frames_lane_change():
+    """bag replay's scorer: a frame the node dropped (Scorer.skip) passes its lane change on."""
+    from types import SimpleNamespace
+
+    from clrkdnet_ros.bag.evaluate import FrameOutput, FrameResult, TrackingScorer
+
+    scorer = TrackingScorer(enabled=True, projection="test")
+    truth = drive(frames=4, change_at=1)
+    outputs = [
+        FrameOutput([], [], [], [], ego=ego(t.lateral_offset, change=int(i == 2)))
+        for i, t in enumerate(truth)
+    ]
+    for index, (true, output) in enumerate(zip(truth, outputs, strict=True)):
+        frame = SimpleNamespace(ego_truth=true, gt_ids=None, gt_lanes=None)
+        if index == 1:
+            scorer.skip(frame)
+        else:
+            scorer.add(frame, output, SIZE, FrameResult(index, index, 0.0, 0))
+    changes = scorer.summary()["ego"]["lane_change"]
+    assert (changes["true"], changes["delays_frames"], changes["false_reports"]) == (1, [0], 0)
+
+
 def test_ego_without_estimates_or_truth():
     errors = EgoErrors()
     errors.add(None, None, None)

@@ -16,14 +16,16 @@ frame-to-frame change of the offset minus the truth's change: the noise a contro
 motion taken out. It is computed for the tracked and for an untracked estimate of the same detections, and
 their ratio over the frame pairs both have. A true lane change is reported by the first estimated change of
 the same direction within :data:`LANE_CHANGE_WINDOW` frames of it; its delay is that frame minus the true
-frame.
+frame. Frames are those the system answered: a live node processes only the newest frame, and a true lane
+change in a frame it skipped (:meth:`EgoErrors.skip`) is due in the next answered frame (otherwise the event
+would vanish from the scored frames and a correct report count as one false report plus one missed change).
 
 Pure numpy: the bag tools, the benchmark and the tests feed it frame by frame.
 """
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -148,17 +150,35 @@ class EgoErrors:
     def __init__(self) -> None:
         self.truth: list[EgoValues | None] = []
         self.estimates: dict[str, list[EgoValues | None]] = {"tracked": [], "untracked": []}
+        self._pending_change = 0  # a true lane change in a skipped frame, due in the next added one
+
+    def skip(self, truth: EgoValues | None) -> None:
+        """A frame the system never answered (a node under load skips frames): not scored, but a true lane
+        change in it counts in the next frame :meth:`add` gets with a valid truth."""
+        if truth is not None and truth.lane_change and not self._pending_change:
+            self._pending_change = truth.lane_change
 
     def add(
         self,
         truth: EgoValues | None,
         tracked: EgoValues | None,
         untracked: EgoValues | None = None,
-    ) -> None:
-        """One frame's truth and estimates (None or ``valid`` False: unknown in this frame)."""
+    ) -> EgoValues | None:
+        """One frame's truth and estimates (None or ``valid`` False: unknown in this frame); returns the truth
+        as scored (with a lane change carried from skipped frames)."""
+        truth = self._carry_lane_change(truth)
         self.truth.append(truth)
         self.estimates["tracked"].append(tracked)
         self.estimates["untracked"].append(untracked)
+        return truth
+
+    def _carry_lane_change(self, truth: EgoValues | None) -> EgoValues | None:
+        pending = self._pending_change
+        if not pending or truth is None or not truth.valid:
+            return truth  # an unknown truth scores no event: the pending one waits for a known frame
+        self._pending_change = 0
+        # A change of the frame's own wins (two changes in one gap are one event to a node that skipped it).
+        return truth if truth.lane_change else replace(truth, lane_change=pending)
 
     def result(self) -> dict:
         """Per estimate (tracked, untracked when given): RMSEs, lane mismatches, jitter; the jitter ratio and

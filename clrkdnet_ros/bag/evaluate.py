@@ -116,6 +116,11 @@ class Scorer:
         self.rows.append(row)
         return row
 
+    def skip(self, frame: BagFrame) -> None:
+        """A frame the system did not answer (a live node skips frames under load): no row, no F1, but a true
+        lane change in it is due in the next scored frame."""
+        self.tracking.skip(frame)
+
     def _add_culane(self, frame: BagFrame, lanes: list[Lane], row: FrameResult) -> None:
         height, width = frame.image.shape[:2]
         scale = np.array([CULANE_IMAGE_SIZE[0] / width, CULANE_IMAGE_SIZE[1] / height], dtype=np.float32)
@@ -275,6 +280,10 @@ class TrackingScorer:
             row.heading, row.width, row.lane_change = ego.heading, ego.width, ego.lane_change
         if output.tracking_ms is not None:
             self._tracking_ms.append(output.tracking_ms)
+
+    def skip(self, frame: BagFrame) -> None:
+        """A frame without an answer: its true lane change, if any, counts in the next scored frame."""
+        self.ego.skip(EgoValues.of(frame.ego_truth))
 
     def summary(self) -> dict:
         """Tracking on or off, the ground projection's source, identity and ego results or why they are

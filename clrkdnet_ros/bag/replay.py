@@ -5,9 +5,10 @@ the bag's timestamps (``rate`` scales the speed). Its static transforms are publ
 ``/tf_static`` with transient-local durability, as a static transform broadcaster latches them: a node that
 starts listening later still gets them. The node's ``lanes`` and ``ego_lane`` are matched to the images by
 header stamp: the node copies the image stamp to its output. A frame without output was dropped by the node
-(it processes only the newest frame); the metrics cover the processed frames. With the node's tracking off
-they agree with an offline evaluation of those frames; with tracking on (its default) the node publishes its
-tracks, and F1 scores those. Latency here is end to end: publishing the image to receiving its lanes.
+(it processes only the newest frame); the metrics cover the processed frames, a true lane change in a dropped
+frame counting in the next processed one. With the node's tracking off they agree with an offline evaluation
+of those frames; with tracking on (its default) the node publishes its tracks, and F1 scores those. Latency
+here is end to end: publishing the image to receiving its lanes.
 """
 
 import shlex
@@ -157,6 +158,8 @@ def replay_bag(
             scorer.add(frame, output, (arrival - published[frame.stamp_ns]) * 1000.0)
             if on_frame is not None:
                 on_frame(frame, output)
+        else:
+            scorer.skip(frame)  # dropped by the node: a true lane change in it is due in the next answer
     summary = scorer.summary()
     played = len(published)
     if scorer.rows:
