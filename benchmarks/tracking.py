@@ -13,9 +13,10 @@ follow, on the same detections:
   :func:`run_drops` skips such runs (fixed seed), among them one of 0.8 s as the curve begins and one in the
   middle of the lane change. Only processed frames are scored (as ``bag replay`` scores a live node), a true
   lane change in a skipped frame counts in the next processed one, and the odometry is as the bag gives it
-  (one sample per frame) taken as the node takes it: the newest sample, held over the whole interval. A
-  second pass takes the samples of the interval, skipped frames included, averaged
-  (:func:`~clrkdnet_core.tracking.motion.mean_motion`): what a node that kept them would predict with.
+  (one sample per frame) taken as a node that keeps only the newest sample would: held over the whole
+  interval. A second pass takes the samples of the interval, skipped frames included, averaged
+  (:func:`~clrkdnet_core.tracking.motion.mean_motion`): what the lane_detector node predicts with
+  (:mod:`clrkdnet_ros.odometry` keeps the last 2 s of samples).
 
 The detections then go through :class:`~clrkdnet_core.perception.LanePerception` twice, frame by frame, in
 alternating order: tracked and untracked (the node's behaviour with ``tracking:=false``), each with the
@@ -325,13 +326,14 @@ def section(results: dict, command: str, seconds: float) -> str:
         "begins and one spans the lane change's crossing (fixed seed). Only the "
         f"{runs['processed']} processed frames are scored (as `bag replay` scores a live node; a lane "
         "change in a skipped frame is due in the next processed one); the odometry is the bag's newest "
-        "sample at each processed frame, held over the interval, as the node takes it. The goals are stated "
+        "sample at each processed frame, held over the interval (the harder case: a node that keeps only the "
+        "newest sample). The goals are stated "
         "for the random case above; here they measure robustness.",
         "",
         *_tables(runs),
         "",
-        "With the odometry samples of each interval averaged instead (what a node that kept them would "
-        "predict with), tracked:",
+        "With the odometry samples of each interval averaged instead (what the lane_detector node predicts "
+        "with: it keeps the last 2 s of odometry), tracked:",
         "",
         *_summary_row(results["runs_mean_odometry"]),
     ]
