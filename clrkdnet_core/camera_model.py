@@ -270,8 +270,12 @@ class CameraPose:
     def body_rpy(self) -> tuple[float, float, float]:
         """(roll, pitch, yaw) of the camera body (optical rotation undone): :meth:`from_xyz_rpy`'s angles."""
         body = self.rotation @ BODY_FROM_OPTICAL.T
-        roll, pitch, yaw = Rotation.from_matrix(body).as_euler("xyz")
-        return float(roll), float(pitch), float(yaw)
+        # R = Rz(yaw) Ry(pitch) Rx(roll) in closed form (scipy's as_euler costs ~0.3 ms, and the node's
+        # mounting check asks every frame). At pitch +-90 degrees roll and yaw are one angle: yaw gets it.
+        pitch = math.asin(min(1.0, max(-1.0, -body[2, 0])))
+        if math.hypot(body[2, 1], body[2, 2]) < 1e-9:
+            return 0.0, pitch, math.atan2(-body[0, 1], body[1, 1])
+        return math.atan2(body[2, 1], body[2, 2]), pitch, math.atan2(body[1, 0], body[0, 0])
 
 
 class GroundProjector:

@@ -255,3 +255,10 @@ def test_synthetic_camera_roll_is_a_body_roll_about_the_rotated_principal_point(
     np.testing.assert_allclose(
         projector.to_pixels(np.stack([distance, -lateral, 0 * distance], axis=1)), rendered
     )
+
+
+@pytest.mark.parametrize("pitch", [math.pi / 2, -math.pi / 2])
+def test_body_rpy_at_gimbal_lock_rebuilds_the_same_rotation(pitch):
+    pose = CameraPose.from_xyz_rpy(0.0, 0.0, 1.0, 0.3, pitch, 0.5)
+    rebuilt = CameraPose.from_xyz_rpy(0.0, 0.0, 1.0, *pose.body_rpy())
+    np.testing.assert_allclose(rebuilt.rotation, pose.rotation, atol=1e-6)
