@@ -3,7 +3,7 @@
     python -m benchmarks [--quick] [--out BENCHMARKS.md] [--sections compare reference ...]
 
 A default run takes about 10 minutes on a 2-core CPU; ``--quick`` about a third of that (fewer iterations).
-The ``tracking`` section (its own block; ``python -m benchmarks.tracking`` runs it alone) adds about 2 minutes.
+The ``tracking`` section (its own block; ``python -m benchmarks.tracking`` runs it alone) adds ~2 minutes.
 ``defaults`` (the node at its defaults against exact fp32 replaying the demo bag; its own block,
 ``python -m benchmarks.node`` runs it alone; run ``make demo`` once first) adds about 2 minutes and ``soak``
 (its own block, ``python -m benchmarks.soak`` alone) its ``--soak-minutes`` (default 5).
