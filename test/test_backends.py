@@ -245,6 +245,33 @@ def test_openvino_is_true_fp32_and_bf16_only_where_the_cpu_has_it(student, tmp_p
             OpenVinoBackend(student, "cpu", precision="bf16", onnx_path=fp32.onnx_path)
 
 
+def test_openvino_backends_released_in_any_order_leave_signals_working(tmp_path):
+    """OpenVINO's CPU plugin swaps the loading thread's signal stack and restores the previous one when its
+    Core goes: two Cores released first-made-first left the main thread's signal stack on unmapped memory,
+    and the next Ctrl-C killed the process with a silent SIGSEGV (it crashed `make test` in a later test)."""
+    import subprocess
+
+    script = f"""
+import gc, os, signal, time
+from clrkdnet_core.backends.openvino_backend import OpenVinoBackend
+from clrkdnet_core.models import build_model
+model = build_model("models/clrkdnet_resnet18_synthetic.yaml").eval()
+first = OpenVinoBackend(model, "cpu", cache_dir={str(tmp_path)!r})
+second = OpenVinoBackend(model, "cpu", onnx_path=first.onnx_path, cache_dir={str(tmp_path)!r})
+del first; gc.collect()
+del second; gc.collect()
+interrupted = []
+signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(0.1)
+assert interrupted
+"""
+    repo = Path(__file__).parent.parent
+    command = [sys.executable, "-c", script]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=repo)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+
+
 def test_openvino_errors(student, monkeypatch):
     from clrkdnet_core.backends.openvino_backend import OpenVinoBackend
 

@@ -5,6 +5,7 @@ that have it. ``int8`` compiles the QDQ model of :mod:`clrkdnet_core.quantizatio
 so what is not quantized (the head, decoding) stays fp32.
 """
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,19 @@ def import_openvino():
     except ImportError as exc:
         raise BackendError("OpenVINO is not installed: pip install openvino") from exc
     return openvino
+
+
+@functools.cache
+def shared_core():
+    """The process's one ``openvino.Core``, never released.
+
+    OpenVINO's CPU plugin points the signal stack (sigaltstack) of the thread that loads it at a buffer of its
+    own, sized for AMX state, and puts the previous one back when the plugin is released. Cores released in
+    another order than they were made leave that thread's signal stack on unmapped memory, and the next signal
+    a Python handler takes (Ctrl-C, SIGTERM) kills the process with a SIGSEGV that nothing reports. One Core
+    for the process never puts a stack back; it is also OpenVINO's advice (plugins and caches are per Core).
+    """
+    return import_openvino().Core()
 
 
 class OpenVinoBackend:
@@ -69,7 +83,7 @@ class OpenVinoBackend:
         if self.device.type != "cpu":
             raise BackendError(f"the openvino backend runs on the CPU, not on {self.device}")
         check_precision(self, self.device, precision)
-        self.core = ov.Core()
+        self.core = shared_core()
         if precision == "bf16" and "BF16" not in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise BackendError("this CPU has no bf16 instructions (OpenVINO reports none): use fp32 or int8")
         self.config = {
