@@ -123,11 +123,11 @@ def _read_line(process: NodeProcess, timeout_s: float, waiting_for: str) -> str:
 def _camera(args: argparse.Namespace) -> None:
     import os
 
-    import rclpy
     from clrkdnet_msgs.msg import LaneArray
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
+
+    from clrkdnet_ros.spinning_node import SpinningNode
 
     width, height = (int(v) for v in args.size.split("x"))
     image = road_frame(width, height)
@@ -136,45 +136,39 @@ def _camera(args: argparse.Namespace) -> None:
     msg = Image(height=height, width=width, encoding=args.encoding, step=pixels.strides[0])
     msg.data = array.array("B", pixels.tobytes())
 
-    rclpy.init()
-    node = rclpy.create_node(f"benchmark_camera_{os.getpid()}")
-    qos = (
-        QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        if args.reliable
-        else qos_profile_sensor_data
-    )
-    publisher = node.create_publisher(type(msg), args.image_topic, qos)
-    condition, answers = threading.Condition(), {}
+    with SpinningNode(f"benchmark_camera_{os.getpid()}") as spinning:
+        node = spinning.node
+        qos = (
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+            if args.reliable
+            else qos_profile_sensor_data
+        )
+        publisher = node.create_publisher(type(msg), args.image_topic, qos)
+        condition, answers = threading.Condition(), {}
 
-    def on_answer(answer: LaneArray) -> None:
-        with condition:
-            answers[answer.header.frame_id] = time.time()
-            condition.notify_all()
+        def on_answer(answer: LaneArray) -> None:
+            with condition:
+                answers[answer.header.frame_id] = time.time()
+                condition.notify_all()
 
-    subscription = node.create_subscription(LaneArray, args.answer_topic, on_answer, 10)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    while publisher.get_subscription_count() == 0 or subscription.get_publisher_count() == 0:
-        time.sleep(0.05)
-    time.sleep(SETTLE_S)  # the node's image_qos auto re-evaluates once a second
-    dds = sorted(name for name in os.environ if name.startswith(DDS_VARIABLES))
-    print(json.dumps({"ready": True, "dds_environment": dds}), flush=True)
-    for index, line in enumerate(sys.stdin):
-        if line.strip() != "frame":
-            continue
-        msg.header.frame_id = f"benchmark_camera_{index}"
-        sent = time.time()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(sent), int(sent % 1 * 1e9)
-        publisher.publish(msg)
-        with condition:
-            condition.wait_for(lambda: msg.header.frame_id in answers, args.answer_timeout)
-            arrival = answers.pop(msg.header.frame_id, None)
-        latency = None if arrival is None else (arrival - sent) * 1e3
-        print(json.dumps({"answered": arrival is not None, "latency_ms": latency}), flush=True)
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown()
+        subscription = node.create_subscription(LaneArray, args.answer_topic, on_answer, 10)
+        while publisher.get_subscription_count() == 0 or subscription.get_publisher_count() == 0:
+            time.sleep(0.05)
+        time.sleep(SETTLE_S)  # the node's image_qos auto re-evaluates once a second
+        dds = sorted(name for name in os.environ if name.startswith(DDS_VARIABLES))
+        print(json.dumps({"ready": True, "dds_environment": dds}), flush=True)
+        for index, line in enumerate(sys.stdin):
+            if line.strip() != "frame":
+                continue
+            msg.header.frame_id = f"benchmark_camera_{index}"
+            sent = time.time()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(sent), int(sent % 1 * 1e9)
+            publisher.publish(msg)
+            with condition:
+                condition.wait_for(lambda: msg.header.frame_id in answers, args.answer_timeout)
+                arrival = answers.pop(msg.header.frame_id, None)
+            latency = None if arrival is None else (arrival - sent) * 1e3
+            print(json.dumps({"answered": arrival is not None, "latency_ms": latency}), flush=True)
 
 
 def _echo(args: argparse.Namespace) -> None:

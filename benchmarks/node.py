@@ -293,33 +293,22 @@ class _ProcessingTimes:
         self.samples = samples
 
     def __enter__(self) -> "_ProcessingTimes":
-        import threading
-
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from std_msgs.msg import Float64
 
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("benchmark_processing_times", context=self.context)
-        self.node.create_subscription(
+        from clrkdnet_ros.spinning_node import SpinningNode
+
+        self.spinning = SpinningNode("benchmark_processing_times")
+        self.spinning.node.create_subscription(
             Float64,
             "/lane_detector/debug/processing_time_ms",
             lambda msg: self.samples.append(msg.data),
             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
         )
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.spinning.close()
 
 
 def cost_split(bag: Path, backend: str, precision: str, frames: int = 60) -> dict[str, Timing]:

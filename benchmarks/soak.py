@@ -105,19 +105,18 @@ def run_soak(duration_s: float) -> tuple[list[Bin], str, float]:
     import re
     import tempfile
 
-    import rclpy
     from clrkdnet_msgs.msg import LaneArray
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from clrkdnet_ros.node_process import NodeProcess, lane_detector_command
+    from clrkdnet_ros.spinning_node import SpinningNode
 
     interval_s = 60.0 if duration_s >= 300.0 else duration_s / 5.0
     bins = [Bin() for _ in range(max(1, round(duration_s / interval_s)))]
     namespace = f"/soak_{os.getpid()}"
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("soak", context=context)
+    spinning = SpinningNode("soak", MultiThreadedExecutor)
+    node, context = spinning.node, spinning.context
     sent: dict[int, float] = {}
     start = time.monotonic()
 
@@ -138,9 +137,6 @@ def run_soak(duration_s: float) -> tuple[list[Bin], str, float]:
         on_lanes,
         QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
     )
-    executor = MultiThreadedExecutor(context=context)
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
     args = ["-r", f"__ns:={namespace}", "-p", f"preset:={PRESET}", "-p", f"weights:={WEIGHTS}"]
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -180,9 +176,7 @@ def run_soak(duration_s: float) -> tuple[list[Bin], str, float]:
             bins[-1].rss_mb = _rss_mb(process.process.pid)
         finally:
             camera.close()
-            executor.shutdown()
-            node.destroy_node()
-            rclpy.try_shutdown(context=context)
+            spinning.close()
         ran = re.search(r"\((\w+) backend, (\w+)\)", process.output())
     return bins, f"{ran[1]} {ran[2]}" if ran else "an unknown backend", interval_s
 

@@ -37,16 +37,12 @@ class RosSide:
     """The test's own node, spun in a background thread so callbacks run while the test waits."""
 
     def __init__(self) -> None:
-        import rclpy
         from rclpy.executors import MultiThreadedExecutor
 
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"lane_detector_test_{os.getpid()}", context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        from clrkdnet_ros.spinning_node import SpinningNode
+
+        self._spinning = SpinningNode(f"lane_detector_test_{os.getpid()}", MultiThreadedExecutor)
+        self.context, self.node = self._spinning.context, self._spinning.node
         self._frame = 0
         self._clients: dict[tuple[Any, str], Any] = {}
         self._answered: set[Any] = set()  # clients that got an answer: their responses reach this node
@@ -55,11 +51,7 @@ class RosSide:
         self.diagnostics = self.inbox(DiagnosticArray, "/diagnostics")
 
     def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
+        self._spinning.close()
 
     def inbox(self, msg_type: Any, topic: str, qos: Any = 10) -> Inbox:
         inbox = Inbox()

@@ -12,15 +12,12 @@ here is end to end: publishing the image to receiving its lanes.
 """
 
 import shlex
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import rclpy
 from clrkdnet_msgs.msg import EgoLane, LaneArray
 from nav_msgs.msg import Odometry
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -32,6 +29,7 @@ from clrkdnet_ros.bag.evaluate import BagCamera, FrameOutput, Scorer
 from clrkdnet_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, ODOMETRY
 from clrkdnet_ros.camera_pose import tf2_available
 from clrkdnet_ros.node_process import NodeProcess, NodeProcessError, lane_detector_command, wait_until
+from clrkdnet_ros.spinning_node import SpinningNode
 
 _MSG_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage, CAMERA_INFO: CameraInfo, ODOMETRY: Odometry}
 # Static transforms are latched: a late subscriber (the node's tf2 listener) still receives them.
@@ -112,9 +110,8 @@ def replay_bag(
         raise ReplayError(f"--rate must be positive, got {rate}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("lane_bag_replay", context=context)
+    spinning = SpinningNode("lane_bag_replay")
+    node = spinning.node
     received: dict[int, tuple[float, LaneArray]] = {}
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(
@@ -126,10 +123,6 @@ def replay_bag(
     egos: dict[int, EgoLane] = {}
     node.create_subscription(EgoLane, ego_topic, lambda msg: egos.setdefault(_stamp(msg), msg), reliable)
     publishers = {}
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     process = None
     try:
         if command is not None:
@@ -145,9 +138,7 @@ def replay_bag(
     finally:
         if process is not None:
             process.stop()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        spinning.close()
 
     projection = None if camera is None else camera.description or f"none: {camera.reason}"
     scorer = Scorer(bag, tracking, projection)
